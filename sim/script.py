@@ -1,7 +1,7 @@
 """The scripted-motion vocabulary shared by the robot solutions and the synthetic human demonstrator.
 
 A task writes what should happen as a list of steps in *gripper* terms (T_world_gripper: the Panda's
-TCP between the fingertips; z = approach direction out of the palm, y = closing axis, x = z cross y).
+TCP between the fingertips; z = approach direction out of the palm, y = closing axis, x = y cross z).
 The robot executes a script through the Robot protocol (IK, physical grasp); the demonstrator
 executes the same kind of script with a human hand on a mocap body that holds objects by a weld.
 Scripts are data: a task computes them from the scene it built, never from demo recordings.
