@@ -1,0 +1,28 @@
+"""The adapter bench's report: rates, ablations, verdict agreement and timings from trial outcomes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.adapter_eval import EvalResults, TrialOutcome, summarise, write_report
+
+
+def _o(task: str, variant: str, seed: int, ok: bool, verdict: bool, a: int = 4, r: int = 2) -> TrialOutcome:
+    return TrialOutcome(task=task, variant=variant, seed=seed, adapter_rounds=a, review_rounds=r, success=ok,
+                        verdict=verdict, timings=[{"perception_s": 0.2, "adaptation_s": 0.1, "planning_s": 0.3,
+                                                   "motion_s": 2.0}])
+
+
+def test_summary_and_report(tmp_path: Path) -> None:
+    outs = [_o("a", "seen", 1, True, True), _o("a", "seen", 2, False, False), _o("a", "unseen", 1, True, True),
+            _o("a", "unseen", 1, False, False, a=0), _o("b", "seen", 1, False, True)]
+    res = EvalResults(tasks=["a", "b"], variants=["seen", "unseen"], trials=2, n_demos=5, outcomes=outs,
+                      excluded_from_mean={"b": "plan incomplete"}, command="python -m bench.adapter_eval")
+    sm = summarise(res)
+    assert sm["means"] == {"seen": 0.5, "unseen": 1.0}
+    assert sm["ablations"]["compare 0 rounds"] == {"n": 1, "success": 0.0}
+    assert sm["verdict_agreement"] == 1.0 and sm["verdict_agreement_all"] == 0.8
+    assert abs(sm["step_s_median"] - 0.6) < 1e-9 and sm["motion_s_median"] == 2.0
+    md = write_report(res, "t", tmp_path).read_text()
+    assert "| a | seen | 2 | 0.50 | 0.76 |" in md and "**b**: plan incomplete" in md
+    assert (tmp_path / "t.json").exists()
