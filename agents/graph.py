@@ -704,18 +704,15 @@ def _build_sim(ctx: RunContext) -> None:
     ctx.tracer.event("tool_result", tool="match_task", result={"scene": scene, "score": round(score, 3)},
                      duration_s=0.0)
     from sim.show import build_scene, check_camera
+    from tools.robot.safety import SafeRobot
 
     task, world, params = build_scene(scene, cfg.variant, cfg.seed, with_robot=True, render=True)
     ctx.closers.append(world.close)
+    # Ground-truth observers (coverage, subgoal order) only score the trial; they never steer it.
+    task.attach(world, params)
     ctx.world, ctx.task, ctx.params = world, task, params
-    robot = world.robot
-    try:
-        from tools.robot.safety import SafeRobot
-
-        # The graph's approval node gates every step, so SafeRobot's own first-motion question is answered.
-        robot = SafeRobot(robot, ctx.settings.safety, confirm=lambda _what: True)
-    except ImportError:
-        pass
+    # The graph's approval node gates every step, so SafeRobot's own first-motion question is answered.
+    robot = SafeRobot(world.robot, ctx.settings.safety, confirm=lambda _what: True)
     ctx.robot = TracedRobot(robot, ctx.tracer)
     ctx.camera = world.camera(check_camera(task, world, cfg.camera))
     if task.subgoal_names:

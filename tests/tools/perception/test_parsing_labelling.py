@@ -1,0 +1,166 @@
+"""Contact parsing (2 cm, debounce, grasp vs push, short paths dropped) and the geometric labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.geometry import Pose
+from core.grounding import ObjectDescriptor, Phase, SegmentQuestion, TaskQuestion
+from tools.perception import labelling
+from tools.perception.parsing import (
+    DistanceRecorder,
+    contact_states,
+    find_grasps,
+    segment_video,
+)
+
+
+def test_contact_needs_two_frames_under_2cm_and_holds_through_missing_frames() -> None:
+    d = np.array([0.05, 0.015, 0.05, 0.015, 0.01, np.nan, 0.012, 0.03, 0.03, 0.03])
+    s = contact_states(d)
+    assert list(s) == [False, False, False, True, True, True, True, False, False, False]
+
+
+def _recorder_with(dist_hand_obj: np.ndarray) -> DistanceRecorder:
+    rec = DistanceRecorder({"cube": np.zeros((1, 3)), "plate": np.zeros((1, 3)) + [0.3, 0, 0]}, len(dist_hand_obj))
+    rec.d[("cube", "hand")][:] = dist_hand_obj
+    rec.d[("hand", "plate")][:] = 0.5
+    return rec
+
+
+def _poses(n: int, move_from: int, move_to: int) -> np.ndarray:
+    P = np.tile(np.eye(4), (n, 1, 1))
+    for i in range(move_from, move_to):
+        P[i:, 0, 3] += 0.01
+    return P
+
+
+def test_a_contact_with_closing_hand_is_a_grasp_refined_to_the_closing_frames() -> None:
+    n = 40
+    d = np.full(n, 0.2)
+    d[10:30] = 0.005
+    width = np.full(n, 0.08)
+    width[13:16] = [0.07, 0.06, 0.05]
+    width[16:26] = 0.05
+    width[26:] = 0.08
+    poses = {"cube": _poses(n, 17, 24), "plate": np.tile(np.eye(4), (n, 1, 1))}
+    iv = find_grasps(_recorder_with(d), poses, width=width)
+    assert [(h.start, h.end, h.object, h.kind) for h in iv] == [(15, 26, "cube", "grasp")]
+
+
+def test_a_contact_without_closing_that_moves_the_object_is_a_push_and_untouched_objects_are_not() -> None:
+    n = 30
+    d = np.full(n, 0.2)
+    d[10:20] = 0.0
+    poses = {"cube": _poses(n, 12, 15), "plate": np.tile(np.eye(4), (n, 1, 1))}
+    iv = find_grasps(_recorder_with(d), poses, width=np.full(n, 0.01))
+    assert [(h.kind, h.object) for h in iv] == [("push", "cube")]
+    still = {"cube": np.tile(np.eye(4), (n, 1, 1)), "plate": poses["plate"]}
+    assert find_grasps(_recorder_with(d), still, width=np.full(n, 0.01)) == []
+
+
+def test_segments_reach_then_hold_and_short_hand_paths_are_dropped() -> None:
+    n = 40
+    d = np.full(n, 0.2)
+    d[15:30] = 0.0
+    width = np.where((np.arange(n) >= 15) & (np.arange(n) < 30), 0.05, 0.08)
+    poses = {"cube": _poses(n, 16, 28), "plate": np.tile(np.eye(4), (n, 1, 1))}
+    iv = find_grasps(_recorder_with(d), poses, width=width)
+    hand = np.zeros((n, 3))
+    hand[:15, 2] = np.linspace(0.3, 0.0, 15)  # 30 cm reach
+    hand[15:30, 0] = np.linspace(0, 0.2, 15)  # 20 cm carry
+    segs = segment_video(iv, hand, n)
+    assert [(s.kind, s.start_frame, s.end_frame) for s in segs] == [("reach", 0, 15), ("hold", 15, 30)]
+    short = hand.copy()
+    short[:15, 2] = np.linspace(0.05, 0.0, 15)  # a 5 cm reach is dropped
+    assert [s.kind for s in segment_video(iv, short, n)] == ["hold"]
+
+
+def _obj(name: str, pos, size, parent: str | None = None) -> ObjectDescriptor:  # noqa: ANN001
+    return ObjectDescriptor(
+        name=name, T_world_object=Pose(position=pos), bbox_size=size, color_rgb=(0, 0, 0), parent=parent
+    )
+
+
+def _cloud(pos, size, n: int = 400, seed: int = 0) -> np.ndarray:  # noqa: ANN001
+    rng = np.random.default_rng(seed)
+    return np.asarray(pos) + (rng.uniform(-0.5, 0.5, (n, 3)) * np.asarray(size))
+
+
+def test_parents_by_name_and_by_containment() -> None:
+    objs = [
+        _obj("microwave", (0.6, 0, 0.15), (0.3, 0.45, 0.3)),
+        _obj("microwave_door", (0.44, 0, 0.15), (0.02, 0.4, 0.28)),
+        _obj("cabinet", (0.6, 0.5, 0.15), (0.3, 0.4, 0.3)),
+        _obj("drawer", (0.46, 0.5, 0.2), (0.04, 0.36, 0.12)),
+        _obj("mango", (0.4, -0.3, 0.03), (0.09, 0.06, 0.055)),
+    ]
+    clouds = {o.name: _cloud(o.T_world_object.position, o.bbox_size) for o in objs}
+    parents = labelling.find_parents(objs, clouds)
+    assert parents == {"microwave_door": "microwave", "drawer": "cabinet"}
+
+
+def test_relations_on_and_near() -> None:
+    plate = _obj("plate", (0.5, 0.0, 0.005), (0.2, 0.2, 0.01))
+    mango = _obj("mango", (0.5, 0.0, 0.035), (0.09, 0.06, 0.05))
+    clouds = {
+        "plate": _cloud((0.5, 0.0, 0.005), (0.2, 0.2, 0.01)),
+        "mango": _cloud((0.5, 0.0, 0.036), (0.09, 0.06, 0.05)),
+    }
+    rels = {(r.subject, r.relation, r.object) for r in labelling.spatial_relations([plate, mango], clouds)}
+    assert ("mango", "on", "plate") in rels
+    rec = labelling.recognise_task(TaskQuestion(task_hint="", objects=[plate, mango]))
+    assert "plate" in rec.task and "mango" in rec.task
+
+
+def _q(**kw) -> SegmentQuestion:  # noqa: ANN003
+    objs = [
+        _obj("microwave", (0.6, 0, 0.15), (0.3, 0.45, 0.3)),
+        _obj("microwave_door", (0.44, 0, 0.15), (0.02, 0.4, 0.28)),
+        _obj("mango", (0.4, -0.3, 0.03), (0.09, 0.06, 0.055)),
+        _obj("plate", (0.4, 0.3, 0.005), (0.2, 0.2, 0.01)),
+    ]
+    base = dict(
+        task="t", segment_index=0, start_frame=0, end_frame=10, objects=objs, parents={"microwave_door": "microwave"}
+    )
+    return SegmentQuestion(**{**base, **kw})
+
+
+def test_segment_labels() -> None:
+    g = labelling.label_segment(_q(grasped_at_end="microwave_door"))
+    assert (g.phase, g.master, g.slave) == (Phase.grasping, "microwave_door", None)
+    m = labelling.label_segment(
+        _q(held_before="microwave_door", part_opening_m=0.1, rotated_deg={"microwave_door": 80})
+    )
+    assert (m.phase, m.master, m.slave) == (Phase.manipulation, "microwave", "microwave_door")
+    assert m.text.startswith("open")
+    p = labelling.label_segment(_q(held_before="mango", end_relations={"plate": "on"}))
+    assert (p.phase, p.master, p.slave, p.text) == (
+        Phase.manipulation,
+        "plate",
+        "mango",
+        "place the mango on the plate",
+    )
+    u = labelling.label_segment(_q(held_before="mango", contact_counts={"plate": 4}))
+    assert (u.master, u.text) == ("plate", "use the mango on the plate")
+    push = labelling.label_segment(_q(pushed="microwave_door", moved_m={"microwave_door": 0.01}))
+    assert (push.phase, push.master, push.slave) == (Phase.manipulation, "microwave_door", "hand")
+
+
+def test_a_short_hold_that_turns_the_object_is_kept() -> None:
+    from scipy.spatial.transform import Rotation
+
+    from tools.perception.parsing import HandInterval
+
+    n = 30
+    hand = np.zeros((n, 3))
+    hand[:10, 2] = np.linspace(0.3, 0.0, 10)  # a 30 cm reach, then a 4 cm turn of a lever
+    hand[10:20, 0] = np.linspace(0, 0.04, 10)
+    lever = np.tile(np.eye(4), (n, 1, 1))
+    for i in range(10, n):
+        lever[i, :3, :3] = Rotation.from_euler("y", min(i - 10, 10) * 4, degrees=True).as_matrix()
+    iv = [HandInterval(start=10, end=20, object="lever", kind="grasp")]
+    kinds = [s.kind for s in segment_video(iv, hand, n, object_poses={"lever": lever})]
+    assert kinds == ["reach", "hold"]
+    still = {"lever": np.tile(np.eye(4), (n, 1, 1))}
+    assert [s.kind for s in segment_video(iv, hand, n, object_poses=still)] == ["reach"]

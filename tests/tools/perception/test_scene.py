@@ -1,0 +1,42 @@
+"""Perceiving a step's objects in a simulated RGB-D frame: canonical frames, bboxes, obstacles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.show import build_scene
+from tools.perception.scene import ObjectNotVisible, perceive
+from tools.perception.segmenters import ChannelSegmenter
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    task, world, params = build_scene("stack_block", "seen", 2, with_robot=True, render=True)
+    world.step(int(0.2 / world.timestep))
+    yield task, world, params
+    world.close()
+
+
+def test_named_blocks_get_frames_at_their_true_place_and_size(blocks) -> None:
+    task, world, params = blocks
+    frame = world.camera(task.camera_names[0]).capture()
+    scene = perceive(frame, ["block_red", "block_blue", "teapot"], ChannelSegmenter())
+    assert scene.missing == ["teapot"]
+    with pytest.raises(ObjectNotVisible, match="teapot"):
+        scene.require(["block_red", "teapot"])
+    for name, edge in (("block_red", params.values["red_edge"]), ("block_blue", params.values["blue_edge"])):
+        obj = scene.objects[name]
+        true = world.body_pose(name).translation
+        assert np.linalg.norm(obj.T_world_object[:3, 3][:2] - true[:2]) < 0.01  # centre within 1 cm
+        assert abs(obj.size[2] - edge) < 0.01 and max(obj.size[:2]) < edge * 1.5
+        assert np.allclose(obj.T_world_object[:3, 2], (0, 0, 1))  # z up
+        # x points (mostly) towards the robot base at the origin
+        assert obj.T_world_object[:3, 0] @ -obj.T_world_object[:3, 3] > 0
+        e = obj.footprint_edges()
+        assert np.allclose(np.linalg.norm(e, axis=1), 1.0) and abs(e[0] @ e[1]) < 1e-6
+    # the table is an obstacle, the robot is not; the named objects are not obstacles either
+    assert scene.table_z is not None and abs(scene.table_z) < 0.01
+    assert "robot" not in set(scene.obstacle_labels) and "block_red" not in set(scene.obstacle_labels)
+    assert len(scene.cloud_without(["block_red"])) > len(scene.obstacles)
+    assert perceive(frame, ["block_red"], ChannelSegmenter(), all_objects=True).objects.keys() >= {"block_blue"}

@@ -1,0 +1,305 @@
+"""Video parsing (DESIGN §1 step 1): contact distances -> contact events -> segments.
+
+- Distances: per frame, the smallest point-to-point distance between the hand's cloud and each
+  object's cloud, and between every pair of objects (KD-trees on voxel-downsampled clouds); the
+  distance of an object to the table is its lowest point's height above the table top.
+- Contact events: a pair is in contact while its distance is below 2 cm (`CONTACT_THRESHOLD_M`);
+  a state change must persist `min_frames` frames (debounce). Frames where a cloud is missing hold
+  the previous state.
+- Hand intervals: a hand-object contact during which the object moves (>= 5 mm or >= 3 deg) is a
+  grasp when the hand closes on it (begin = closed, end = opening again), else a push; their
+  begin/end frames cut the video. Between two cuts the hand either reaches for an
+  object (ends at a grasp: a candidate *grasping* segment) or holds one (a *manipulation*
+  segment); a push is one segment from the previous cut to its end (the hand is the slave); the
+  rest (e.g. the final retreat) holds no interaction and is not a segment.
+  Segments whose hand path is under 10 cm (`MIN_HAND_PATH_M`) are dropped, unless the hand held or
+  pushed an object that clearly moved (>= 2 cm or >= 10 deg): short real manipulations (a lever) stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+from pydantic import BaseModel
+from scipy.spatial import cKDTree
+
+from core.geometry import rotation_angle
+from core.grounding import ContactEvent
+
+CONTACT_THRESHOLD_M = 0.02
+MIN_HAND_PATH_M = 0.10
+MOVED_M = 0.005
+TOUCH_BAND_M = 0.004  # a contact's event is where its distance settles within this of its minimum
+CLOSE_M = 0.01  # the hand closing by this much on an object makes a contact a grasp
+MOVED_RAD = np.deg2rad(3.0)
+HAND = "hand"
+TABLE = "table"
+
+
+class RawSegment(BaseModel):
+    start_frame: int
+    end_frame: int
+    kind: str  # reach | hold | push
+    target: str  # the object reached for / held
+    hand_path_m: float
+    keyframes: list[int]
+
+
+def pair_key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
+
+
+class DistanceRecorder:
+    """Per-frame pairwise distances; NaN where a cloud or pose is missing.
+
+    Objects are represented by their tracked model clouds (first-frame cloud at the current pose),
+    so an object hidden behind the hand still has its full surface; each model's KD-tree is built
+    once, in the object's frame, and other clouds are moved into that frame to be queried.
+    """
+
+    def __init__(
+        self, models: dict[str, np.ndarray], n_frames: int, table_z: float | None = None, coarse: float = 0.006
+    ) -> None:
+        self.objects = sorted(models)
+        self.n = n_frames
+        self.table_z = table_z
+        self.models = {o: _thin(models[o], coarse) for o in self.objects}
+        self.trees = {o: cKDTree(self.models[o]) for o in self.objects}
+        pairs = [pair_key(HAND, o) for o in self.objects] + [pair_key(a, b) for a, b in combinations(self.objects, 2)]
+        if table_z is not None:
+            pairs += [pair_key(TABLE, o) for o in self.objects]
+        self.d: dict[tuple[str, str], np.ndarray] = {p: np.full(n_frames, np.nan) for p in pairs}
+
+    def _query(self, o: str, T_world_o: np.ndarray, pts_world: np.ndarray) -> float:
+        R, t = T_world_o[:3, :3], T_world_o[:3, 3]
+        local = (pts_world - t) @ R
+        lo, hi = self.models[o].min(0), self.models[o].max(0)
+        gap = np.maximum(0.0, np.maximum(lo - local, local - hi))
+        g = float(np.min(np.linalg.norm(gap, axis=1)))
+        if g > 0.1:  # far apart: the box gap is a good enough lower bound, skip the tree
+            return g
+        d, _ = self.trees[o].query(local, k=1, distance_upper_bound=0.2)
+        return float(np.min(np.where(np.isfinite(d), d, 0.2)))
+
+    def record(self, i: int, poses: dict[str, np.ndarray], hand: np.ndarray | None) -> None:
+        posed = {o: self.models[o] @ poses[o][:3, :3].T + poses[o][:3, 3] for o in self.objects if o in poses}
+        for a, b in self.d:
+            if TABLE in (a, b):
+                o = b if a == TABLE else a
+                if o in posed:
+                    self.d[(a, b)][i] = float(np.min(posed[o][:, 2]) - self.table_z)  # type: ignore[operator]
+            elif HAND in (a, b):
+                o = b if a == HAND else a
+                if o in posed and hand is not None and len(hand):
+                    self.d[(a, b)][i] = self._query(o, poses[o], hand)
+            elif a in posed and b in posed:
+                small, big = (a, b) if len(posed[a]) <= len(posed[b]) else (b, a)
+                self.d[(a, b)][i] = self._query(big, poses[big], posed[small])
+
+    def series(self, a: str, b: str) -> np.ndarray:
+        return self.d[pair_key(a, b)]
+
+
+def _thin(points: np.ndarray, voxel: float) -> np.ndarray:
+    from tools.perception.pointcloud import voxel_downsample
+
+    return voxel_downsample(points, voxel) if len(points) > 50 else np.asarray(points, dtype=float)
+
+
+def contact_states(dist: np.ndarray, threshold: float = CONTACT_THRESHOLD_M, min_frames: int = 2) -> np.ndarray:
+    """Debounced boolean contact per frame (missing distances hold the previous state)."""
+    raw = np.where(np.isnan(dist), -1, (dist < threshold).astype(int))
+    state = np.zeros(len(dist), bool)
+    cur = bool(raw[0] == 1)
+    i = 0
+    n = len(dist)
+    while i < n:
+        r = raw[i]
+        if r != -1 and bool(r) != cur:
+            j = i
+            while j < n and (raw[j] == r or raw[j] == -1) and j - i < min_frames:
+                j += 1
+            if j - i >= min_frames or j == n:
+                cur = bool(r)
+        state[i] = cur
+        i += 1
+    return state
+
+
+def events_from_states(state: np.ndarray, times: np.ndarray, a: str, b: str) -> list[ContactEvent]:
+    out = []
+    if state[0]:
+        out.append(ContactEvent(frame=0, time=float(times[0]), kind="begin", a=a, b=b))
+    for i in np.nonzero(np.diff(state.astype(int)))[0] + 1:
+        out.append(ContactEvent(frame=int(i), time=float(times[i]), kind="begin" if state[i] else "end", a=a, b=b))
+    return out
+
+
+def contact_events(
+    rec: DistanceRecorder, times: np.ndarray, threshold: float = CONTACT_THRESHOLD_M, touch: float = TOUCH_BAND_M
+) -> list[ContactEvent]:
+    """Begin/end of every pair's contact interval (distance under `threshold`).
+
+    The 2 cm crossing happens while an object is still being lowered; the event is stamped where
+    the pair actually touches: the first (last) frame of the interval whose distance is within
+    `touch` of the interval's minimum, i.e. where the approach settles.
+    """
+    events: list[ContactEvent] = []
+    for (a, b), d in rec.d.items():
+        if np.all(np.isnan(d)):
+            continue
+        for s, e in intervals(contact_states(d, threshold)):
+            seg = d[s:e]
+            finite = np.isfinite(seg)
+            ok = np.nonzero(finite & (seg <= np.min(seg[finite]) + touch))[0] if finite.any() else [0, e - s - 1]
+            s2 = s if s == 0 else s + int(ok[0])
+            e2 = e if e >= len(d) else s + int(ok[-1]) + 1
+            events.append(ContactEvent(frame=int(s2), time=float(times[s2]), kind="begin", a=a, b=b))
+            if e2 < len(d):
+                events.append(ContactEvent(frame=int(e2), time=float(times[e2]), kind="end", a=a, b=b))
+    return sorted(events, key=lambda e: (e.frame, e.a, e.b))
+
+
+def intervals(state: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end] frame intervals (inclusive start, exclusive end) where `state` is True."""
+    out = []
+    s = None
+    for i, v in enumerate(state):
+        if v and s is None:
+            s = i
+        elif not v and s is not None:
+            out.append((s, i))
+            s = None
+    if s is not None:
+        out.append((s, len(state)))
+    return out
+
+
+def moved(poses: np.ndarray, start: int, end: int) -> tuple[float, float]:
+    """Largest displacement (m) and rotation (rad) of an object in [start, end) relative to `start`."""
+    seg = poses[start:max(end, start + 1)]
+    dt = float(np.max(np.linalg.norm(seg[:, :3, 3] - seg[0, :3, 3], axis=1)))
+    dr = max(rotation_angle(seg[0, :3, :3], T[:3, :3]) for T in seg)
+    return dt, dr
+
+
+def path_length(points: np.ndarray) -> float:
+    if len(points) < 2:
+        return 0.0
+    return float(np.sum(np.linalg.norm(np.diff(points, axis=0), axis=1)))
+
+
+class HandInterval(BaseModel):
+    """The hand acting on one object: holding it (grasp) or pushing it without closing (push)."""
+
+    start: int
+    end: int  # exclusive: the first frame after release
+    object: str
+    kind: str  # grasp | push
+
+
+def find_grasps(
+    rec: DistanceRecorder,
+    object_poses: dict[str, np.ndarray],
+    threshold: float = CONTACT_THRESHOLD_M,
+    width: np.ndarray | None = None,
+    merge_gap: int = 3,
+) -> list[HandInterval]:
+    """Every hand contact during which the object moved, in time order.
+
+    With the gripper opening `width`: a contact during which the hand closes by >= 1 cm is a
+    grasp, its begin refined to the frame the hand finishes closing (width within 3 mm of its
+    minimum) and its end to the frame it starts opening again; otherwise it is a push. Contacts of
+    one object separated by <= `merge_gap` frames are merged.
+    """
+    found: list[HandInterval] = []
+    for o in rec.objects:
+        d = rec.series(HAND, o)
+        if np.all(np.isnan(d)):
+            continue
+        spans: list[list[int]] = []
+        for s, e in intervals(contact_states(d, threshold)):
+            if spans and s - spans[-1][1] <= merge_gap:
+                spans[-1][1] = e
+            else:
+                spans.append([s, e])
+        for s, e in spans:
+            kind = "grasp"
+            if width is not None and e > s:
+                w = np.asarray(width[s:e])
+                before = float(np.max(width[max(0, s - 5) : s + 1]))
+                if before - float(np.min(w)) >= CLOSE_M:
+                    closed = np.nonzero(w <= float(np.min(w)) + 0.003)[0]
+                    s, e = s + int(closed[0]), s + int(closed[-1]) + 1
+                else:
+                    kind = "push"
+            dt, dr = moved(object_poses[o], s, e)
+            if dt >= MOVED_M or dr >= MOVED_RAD:
+                found.append(HandInterval(start=s, end=e, object=o, kind=kind))
+    found.sort(key=lambda h: (h.start, h.end))
+    # overlapping intervals (the hand touches two moving objects): keep the one that moved most
+    out: list[HandInterval] = []
+    for h in found:
+        if out and h.start < out[-1].end:
+            p = out[-1]
+            if moved(object_poses[h.object], h.start, h.end)[0] > moved(object_poses[p.object], p.start, p.end)[0]:
+                out[-1] = h
+            continue
+        out.append(h)
+    return out
+
+
+def segment_video(
+    hand: list[HandInterval],
+    hand_points: np.ndarray,
+    n_frames: int,
+    events: Sequence[ContactEvent] = (),
+    min_hand_path: float = MIN_HAND_PATH_M,
+    n_keyframes: int = 5,
+    object_poses: dict[str, np.ndarray] | None = None,
+) -> list[RawSegment]:
+    """Reach + hold segments per grasp, one push segment per push; short hand paths dropped.
+
+    Exception to the 10 cm rule: a hold or push during which the object clearly moved (>= 2 cm or
+    >= 10 deg, given `object_poses`) is a real manipulation even with a short hand path (a faucet
+    lever turns with a few centimetres of hand travel) and is kept.
+    """
+    raw: list[RawSegment] = []
+    prev_end = 0
+    for h in hand:
+        end = min(h.end, n_frames - 1)
+        if h.kind == "push":
+            raw.append(_raw(prev_end, end, "push", h.object, hand_points, events, n_keyframes))
+        else:
+            raw.append(_raw(prev_end, h.start, "reach", h.object, hand_points, events, n_keyframes))
+            raw.append(_raw(h.start, end, "hold", h.object, hand_points, events, n_keyframes))
+        prev_end = end
+    def effective(r: RawSegment) -> bool:
+        if r.kind == "reach" or object_poses is None or r.target not in object_poses:
+            return False
+        dt, dr = moved(object_poses[r.target], r.start_frame, r.end_frame + 1)
+        return dt >= 0.02 or dr >= np.deg2rad(10.0)
+
+    return [r for r in raw if r.end_frame > r.start_frame and (r.hand_path_m >= min_hand_path or effective(r))]
+
+
+def hand_events(hand: list[HandInterval], times: np.ndarray) -> list[ContactEvent]:
+    """Begin/end events of the hand intervals (the refined grasp and release frames)."""
+    out = []
+    for h in hand:
+        a, b = pair_key(HAND, h.object)
+        out.append(ContactEvent(frame=h.start, time=float(times[h.start]), kind="begin", a=a, b=b))
+        if h.end < len(times):
+            out.append(ContactEvent(frame=h.end, time=float(times[h.end]), kind="end", a=a, b=b))
+    return out
+
+
+def _raw(s: int, e: int, kind: str, target: str, hand_points: np.ndarray, events: Sequence[ContactEvent],
+         n_keyframes: int) -> RawSegment:
+    inner = [ev.frame for ev in events if s < ev.frame < e and HAND not in (ev.a, ev.b) and TABLE not in (ev.a, ev.b)]
+    even = np.linspace(s, e, n_keyframes).round().astype(int).tolist() if e > s else [s]
+    keys = sorted({s, e, *even, *inner})
+    return RawSegment(start_frame=s, end_frame=e, kind=kind, target=target,
+                      hand_path_m=path_length(hand_points[s : e + 1]), keyframes=keys)

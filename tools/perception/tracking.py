@@ -1,0 +1,153 @@
+"""Canonical object frames and 6-D object tracking (ICP against the first-frame cloud).
+
+Canonical frame (DESIGN §4), computed from the object's first-frame cloud:
+- z is world up (gravity);
+- in the horizontal plane the footprint's minimum-area rectangle gives two edge directions; x is
+  the one of (+-edge1, +-edge2) that points most towards the robot base (the world origin), y = z x x.
+  When the footprint is nearly square or round (aspect < `ROUND_ASPECT`) the edges carry no
+  information, so x points exactly from the object's centre towards the base;
+- the origin is the centre of the bounding box of the cloud in that frame; `size` its extent.
+This depends only on the object's shape and where it stands relative to the robot, not on the
+camera, so the same object gets the same frame in every scene (tests rotate objects to check it).
+
+Tracking: each object's first-frame cloud, expressed in its canonical frame, is the model. Per
+frame the visible (hand-occluded, partial) cloud is registered to the model by point-to-plane ICP
+started from a prior: the previous pose, or, while the hand holds the object, the previous pose
+carried along by the hand's motion (so an object hidden in the hand keeps moving with it). A
+cheap residual test skips ICP for objects that did not move. Too few visible points -> the frame
+is flagged untracked and the prior is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import open3d as o3d
+from pydantic import BaseModel, ConfigDict
+from scipy.spatial import cKDTree
+
+from core.geometry import invert_transform, rotation_angle, transform_points
+from tools.perception.pointcloud import estimate_normals, to_o3d
+
+ROUND_ASPECT = 1.12
+UP = np.array([0.0, 0.0, 1.0])
+
+
+def _min_area_rect(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre (2,), edge directions (2, 2) unit rows, extents (2,)) of the minimum-area rectangle."""
+    import cv2
+
+    (cx, cy), (w, h), ang = cv2.minAreaRect(xy.astype(np.float32))
+    a = np.deg2rad(ang)
+    e1 = np.array([np.cos(a), np.sin(a)])
+    e2 = np.array([-np.sin(a), np.cos(a)])
+    return np.array([cx, cy]), np.stack([e1, e2]), np.array([w, h])
+
+
+def canonical_frame(points: np.ndarray, base_xy: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """T_world_object (4, 4) and bbox size (3,) of an object's world cloud, by the rule above."""
+    pts = np.asarray(points, dtype=float)
+    if len(pts) < 3:
+        raise ValueError(f"need at least 3 points for an object frame, got {len(pts)}")
+    centre, edges, ext = _min_area_rect(pts[:, :2])
+    to_base = np.asarray(base_xy, dtype=float) - centre
+    nb = float(np.linalg.norm(to_base))
+    to_base = to_base / nb if nb > 1e-9 else np.array([1.0, 0.0])
+    aspect = float(max(ext) / max(min(ext), 1e-9))
+    if aspect < ROUND_ASPECT:
+        x2 = to_base
+    else:
+        cands = np.concatenate([edges, -edges])
+        x2 = cands[int(np.argmax(cands @ to_base))]
+    x = np.array([x2[0], x2[1], 0.0])
+    y = np.cross(UP, x)
+    R = np.column_stack([x, y, UP])
+    local = (pts - np.array([centre[0], centre[1], 0.0])) @ R
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    mid = 0.5 * (lo + hi)
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = np.array([centre[0], centre[1], 0.0]) + R @ mid
+    return T, hi - lo
+
+
+class TrackStep(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    T_world_object: np.ndarray
+    tracked: bool
+    icp: bool
+    rmse: float
+    n_points: int
+
+
+class ObjectTracker:
+    """Tracks one rigid object against its first-frame model."""
+
+    def __init__(
+        self,
+        name: str,
+        first_cloud: np.ndarray,
+        T_world_object: np.ndarray,
+        voxel: float = 0.004,
+        min_points: int = 25,
+        viewpoint: np.ndarray | None = None,
+        max_source_points: int = 600,
+        seed: int = 0,
+    ) -> None:
+        self.name = name
+        self.voxel = voxel
+        self.min_points = min_points
+        self.max_source_points = max_source_points
+        self._rng = np.random.default_rng(seed)
+        self.T = np.asarray(T_world_object, dtype=float).copy()
+        self.model = transform_points(invert_transform(self.T), first_cloud)  # object frame
+        vp = None if viewpoint is None else transform_points(invert_transform(self.T), viewpoint[None])[0]
+        self.normals = estimate_normals(self.model, radius=3.0 * voxel, viewpoint=vp)
+        self._target = to_o3d(self.model)
+        self._target.normals = o3d.utility.Vector3dVector(self.normals)
+        self.tree = cKDTree(self.model)
+
+    def posed_model(self, T_world_object: np.ndarray | None = None) -> np.ndarray:
+        """The model in the world at a pose (default: the current one)."""
+        return transform_points(self.T if T_world_object is None else T_world_object, self.model)
+
+    def residual(self, points_world: np.ndarray, T_world_object: np.ndarray) -> tuple[float, float]:
+        """(median NN distance, inlier fraction within 2 voxels) of a cloud against the posed model."""
+        local = transform_points(invert_transform(T_world_object), points_world)
+        d, _ = self.tree.query(local, k=1, distance_upper_bound=0.05)
+        d = np.where(np.isfinite(d), d, 0.05)
+        return float(np.median(d)), float(np.mean(d < 2.0 * self.voxel))
+
+    def step(self, points_world: np.ndarray, prior: np.ndarray | None = None) -> TrackStep:
+        """Register this frame's visible cloud, starting from `prior` (default: the last pose)."""
+        T0 = self.T if prior is None else np.asarray(prior, dtype=float)
+        n = len(points_world)
+        if n < self.min_points:
+            self.T = T0
+            return TrackStep(T_world_object=T0.copy(), tracked=False, icp=False, rmse=float("nan"), n_points=n)
+        if n > self.max_source_points:
+            points_world = points_world[self._rng.choice(n, self.max_source_points, replace=False)]
+        med, inl = self.residual(points_world, T0)
+        if med < 0.3 * self.voxel and inl > 0.6:  # did not move (new or hidden surfaces are the outliers)
+            self.T = T0
+            return TrackStep(T_world_object=T0.copy(), tracked=True, icp=False, rmse=med, n_points=n)
+        src = to_o3d(points_world)
+        T_obj_world = invert_transform(T0)
+        est = o3d.pipelines.registration.TransformationEstimationPointToPlane()
+        fit = None
+        for dist, iters in ((4.0 * self.voxel, 15), (1.5 * self.voxel, 15)):
+            fit = o3d.pipelines.registration.registration_icp(
+                src, self._target, dist, T_obj_world, est,
+                o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=iters),
+            )
+            if fit.fitness > 0.2:
+                T_obj_world = np.asarray(fit.transformation)
+        assert fit is not None
+        T_new = invert_transform(T_obj_world)
+        jump_t = float(np.linalg.norm(T_new[:3, 3] - T0[:3, 3]))
+        jump_r = rotation_angle(T_new[:3, :3], T0[:3, :3])
+        ok = fit.fitness > 0.3 and jump_t < 0.05 and jump_r < np.deg2rad(20.0)
+        self.T = T_new if ok else T0
+        return TrackStep(
+            T_world_object=self.T.copy(), tracked=ok, icp=True, rmse=float(fit.inlier_rmse), n_points=n
+        )
