@@ -50,7 +50,7 @@ def _check_panda_py() -> Check:
     lib = bundled_libfranka_version()
     detail = f"panda-py {getattr(pp, '__version__', '?')}, bundled libfranka {lib or 'unknown'}"
     if lib == "0.9.2":
-        detail += " (Panda/FER system 4.2.x; FR3 needs another build, docs/real_panda.md)"
+        detail += " (Panda/FER system 4.2.x; FR3 needs another build: README, Running on a real Panda)"
     return Check(name="panda-py", status="ok", detail=detail)
 
 

@@ -139,7 +139,7 @@ def version_mismatch_message(host: str, server_version: int, library_version: in
     if needed is None:
         fix = f"no panda-py build supports it yet (see {BUILDS_URL})"
     else:
-        fix = f"install the panda-py 1.1.1 build for libfranka {needed} from {BUILDS_URL} (docs/real_panda.md)"
+        fix = f"install the panda-py 1.1.1 build for libfranka {needed} from {BUILDS_URL} (README: real Panda)"
     return (
         f"robot at {host} speaks FCI protocol {server_version}, but the installed panda-py bundles libfranka "
         f"{have}{lib}: {fix}"

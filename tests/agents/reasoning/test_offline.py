@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+
+from agents.reasoning import make_reasoner
+from agents.reasoning.offline import SOURCE, OfflineReasoner
+from agents.reasoning.protocol import Reasoner
+from agents.reasoning.questions import (
+    CompareQuestion,
+    DiagnoseQuestion,
+    ExecutionFacts,
+    GraspQuestion,
+    GraspSample,
+    PlanCandidate,
+    PlanQuestion,
+    SceneObject,
+)
+from core.grounding import Phase
+from core.skills import PlanStep, SkillObject
+
+DOWN = (1.0, 0.0, 0.0, 0.0)  # gripper z pointing down
+
+
+def sample(i, frac):
+    return GraspSample(demo_id=f"d{i}", position_frac=frac, approach=(0, 0, -1), quaternion=DOWN, width=0.03)
+
+
+@pytest.fixture
+def reasoner():
+    calls = []
+    r = OfflineReasoner(on_call=calls.append)
+    r.recorded = calls
+    return r
+
+
+def test_offline_reasoner_satisfies_the_protocol_and_reports_calls(reasoner):
+    assert isinstance(reasoner, Reasoner)
+    q = GraspQuestion(subtask="grasp the mug", object=SkillObject(name="mug", bbox_size=(0.1, 0.1, 0.1)),
+                      grasps=[sample(i, (0.0, 0.3 + 0.01 * i, 0.4)) for i in range(4)])
+    ans = reasoner.group_grasps(q)
+    assert ans.source == SOURCE
+    assert len(reasoner.recorded) == 1
+    call = reasoner.recorded[0]
+    assert call.question == "group_grasps" and call.reasoner == "offline" and call.answer["semantic"] == ans.semantic
+    assert call.latency_s >= 0
+
+
+def test_group_grasps_leaves_an_outlier_out_and_covers_the_rest(reasoner):
+    fracs = [(0.0, 0.3, 0.4), (0.02, 0.32, 0.41), (-0.01, 0.28, 0.39), (0.0, 0.31, 0.42), (0.0, -0.45, -0.4)]
+    q = GraspQuestion(subtask="grasp the mug", object=SkillObject(name="mug", bbox_size=(0.3, 0.3, 0.3)),
+                      grasps=[sample(i, f) for i, f in enumerate(fracs)])
+    ans = reasoner.group_grasps(q)
+    assert ans.groups == [[0, 1, 2, 3]]
+    region = ans.constraint.regions[0]
+    for f in fracs[:4]:
+        assert np.all(np.abs(np.subtract(f, region.center)) <= np.asarray(region.extent) / 2)
+    assert ans.constraint.approach == pytest.approx((0, 0, -1))
+    assert "from above" in ans.semantic and "top" in ans.semantic
+
+
+def test_plan_binds_objects_or_says_what_is_missing(reasoner):
+    steps = [PlanStep(index=0, subtask="grasp the brush", skill_id="s0", phase=Phase.grasping, master="brush"),
+             PlanStep(index=1, subtask="scrub the pan", skill_id="s1", phase=Phase.manipulation, master="pan",
+                      slave="brush")]
+    cand = PlanCandidate(task="wash_pan", goal="wash the pan", score=0.8, steps=steps,
+                         objects={"brush": (0.2, 0.04, 0.03), "pan": (0.3, 0.3, 0.05)})
+    scene = [SceneObject(name="frying_pan", bbox_size=(0.32, 0.32, 0.05)),
+             SceneObject(name="brush", bbox_size=(0.2, 0.04, 0.03))]
+    ans = reasoner.plan(PlanQuestion(goal="clean the frying pan", scene=scene, candidates=[cand]))
+    assert ans.found and ans.bindings == {"brush": "brush", "pan": "frying_pan"}
+    assert [s.master for s in ans.steps] == ["brush", "frying_pan"]
+    missing = reasoner.plan(PlanQuestion(goal="wash the pan", scene=scene[1:], candidates=[cand]))
+    assert not missing.found and "pan" in missing.message
+    low = reasoner.plan(PlanQuestion(goal="juggle", scene=scene, candidates=[cand.model_copy(update={"score": 0.1})]))
+    assert not low.found and "no learned plan" in low.message
+
+
+def test_compare_accepts_a_scaled_copy_and_flags_unreachable_poses(reasoner):
+    demo = [(0.1 * i, 0.0, 0.0) for i in range(10)]
+    scaled = [(0.2 * i, 0.0, 0.0) for i in range(10)]
+    base = dict(skill_id="s", subtask="slide", phase=Phase.manipulation, demo_master_size=(1, 1, 1))
+    ok = reasoner.compare(CompareQuestion(**base, scene_master_size=(2, 1, 1), demo_keypoints=demo,
+                                          adapted_keypoints=scaled, reachable=[True] * 10))
+    assert ok.acceptable and ok.revision.is_identity()
+    bad = reasoner.compare(CompareQuestion(**base, scene_master_size=(1, 1, 1), demo_keypoints=demo,
+                                           adapted_keypoints=scaled, reachable=[True] * 8 + [False] * 2))
+    assert not bad.acceptable
+    assert any("unreachable" in i for i in bad.issues) and any("layout" in i for i in bad.issues)
+    assert bad.revision.trajectory_scale < 1
+
+
+@pytest.mark.parametrize(
+    ("facts", "cause"),
+    [
+        (ExecutionFacts(phase=Phase.grasping, grasp_closed_on_object=False), "missed_grasp"),
+        (ExecutionFacts(phase=Phase.manipulation, object_held_at_end=False), "slip"),
+        (ExecutionFacts(phase=Phase.manipulation, expected_motion_m=0.2, achieved_motion_m=0.05), "too_little_motion"),
+        (ExecutionFacts(phase=Phase.manipulation, expected_rotation_deg=90, achieved_rotation_deg=20),
+         "too_little_motion"),
+        (ExecutionFacts(phase=Phase.manipulation, motion_status="collision"), "collision"),
+        (ExecutionFacts(phase=Phase.manipulation, motion_status="unreachable"), "unreachable"),
+        (ExecutionFacts(phase=Phase.manipulation, expected_motion_m=0.1, achieved_motion_m=0.2), "too_much_motion"),
+    ],
+)
+def test_diagnose_turns_facts_into_a_cause_and_a_revision(reasoner, facts, cause):
+    ans = reasoner.diagnose(DiagnoseQuestion(skill_id="s", subtask="x", facts=facts))
+    assert ans.cause == cause
+    assert not ans.revision.is_identity()
+
+
+def test_too_little_motion_extends_the_trajectory(reasoner):
+    f = ExecutionFacts(phase=Phase.manipulation, expected_motion_m=0.2, achieved_motion_m=0.1)
+    assert reasoner.diagnose(DiagnoseQuestion(skill_id="s", subtask="x", facts=f)).revision.trajectory_scale > 1
+
+
+def test_make_reasoner_rejects_unknown_kinds():
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="offline, llm or replay"):
+        make_reasoner("magic")
+
+
+def test_every_reasoner_answers_the_grounding_questions(reasoner):
+    from agents.grounder import GroundingReasoner
+    from core.geometry import Pose
+    from core.grounding import ObjectDescriptor, SegmentQuestion, TaskQuestion
+
+    assert isinstance(reasoner, GroundingReasoner)
+    objs = [ObjectDescriptor(name="cabinet", T_world_object=Pose(position=(0.5, 0, 0.2)), bbox_size=(0.3, 0.4, 0.4),
+                             color_rgb=(100, 100, 100)),
+            ObjectDescriptor(name="drawer", T_world_object=Pose(position=(0.4, 0, 0.2)), bbox_size=(0.06, 0.36, 0.13),
+                             color_rgb=(150, 100, 50), parent="cabinet")]
+    rec = reasoner.recognise_task(TaskQuestion(task_hint="open the drawer", objects=objs))
+    assert rec.task and set(rec.objects) <= {"cabinet", "drawer"}
+    label = reasoner.label_segment(SegmentQuestion(task="open the drawer", segment_index=0, start_frame=0, end_frame=9,
+                                                   objects=objs, grasped_at_end="drawer", approach_target="drawer",
+                                                   parents={"drawer": "cabinet"}))
+    assert label.phase == Phase.grasping and label.master == "drawer"
+    assert [c.question for c in reasoner.recorded] == ["recognise_task", "label_segment"]

@@ -1,0 +1,497 @@
+"""Keypoints along a trajectory, the fit error of a program, and least-squares fits of program families.
+
+Keypoints (paper: 10 per trajectory) are taken at equal fractions of a combined path length that
+counts translation in metres plus rotation in radians times `ROT_RADIUS_M`, so a pure turn of a knob
+still gets spread-out keypoints. A program is compared at the same fractions of its own path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+from scipy.ndimage import gaussian_filter1d
+from scipy.optimize import least_squares
+from scipy.spatial.transform import Rotation as Rot
+from scipy.spatial.transform import Slerp
+
+from core.expr import size_fraction
+from core.program import (
+    Arc,
+    Line,
+    Rotation,
+    Spiral,
+    StartPose,
+    Tilt,
+    TrajectoryProgram,
+    Waypoints,
+    Zigzag,
+)
+from tools.constraints.instantiate import matrices_at, sample_matrices
+
+N_KEYPOINTS = 10
+MAX_NFEV = 40
+DENSE = 48  # program samples per residual evaluation (then resampled at the keypoints' path fractions)
+ROT_RADIUS_M = 0.05  # metres of path per radian of rotation when measuring path length
+FAMILIES = ("line", "rotation", "tilt", "reach", "arc", "transport", "zigzag", "spiral", "waypoints")
+# "transport": lift by a height from wherever the slave starts, then through a point above the target
+# onto the target, both fixed in the master frame (pick-and-place); a line step and a waypoints step.
+# "reach": from wherever the slave starts, straight through 1-3 fitted points fixed in the master frame
+# (an approach to a target, e.g. a finger onto a button); stored as a `waypoints` step.
+AXES = ("x", "y", "z")
+Sizes = Mapping[str, Sequence[float]]
+
+
+def path_fractions(mats: np.ndarray) -> np.ndarray:
+    """Cumulative combined path length of a (T, 4, 4) trajectory, normalised to [0, 1]."""
+    mats = np.asarray(mats, dtype=float)
+    if len(mats) < 2:
+        return np.zeros(len(mats))
+    dp = np.linalg.norm(np.diff(mats[:, :3, 3], axis=0), axis=1)
+    rel = np.einsum("tji,tjk->tik", mats[:-1, :3, :3], mats[1:, :3, :3])
+    dr = np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1))
+    cum = np.concatenate([[0.0], np.cumsum(dp + ROT_RADIUS_M * dr)])
+    if cum[-1] < 1e-9:
+        return np.linspace(0.0, 1.0, len(mats))
+    return cum / cum[-1]
+
+
+def resample(mats: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """Poses of a (T, 4, 4) trajectory at given path fractions (linear position, slerp rotation)."""
+    mats = np.asarray(mats, dtype=float)
+    s = path_fractions(mats)
+    # Make s strictly increasing for interpolation.
+    s = s + np.arange(len(s)) * 1e-12
+    s = (s - s[0]) / (s[-1] - s[0]) if s[-1] > s[0] else np.linspace(0, 1, len(s))
+    out = np.zeros((len(fractions), 4, 4))
+    out[:, 3, 3] = 1.0
+    for k in range(3):
+        out[:, k, 3] = np.interp(fractions, s, mats[:, k, 3])
+    slerp = Slerp(s, Rot.from_matrix(mats[:, :3, :3]))
+    out[:, :3, :3] = slerp(np.clip(fractions, 0, 1)).as_matrix()
+    return out
+
+
+def smooth(mats: np.ndarray, sigma_frames: float | None = None) -> np.ndarray:
+    """Gaussian-smoothed trajectory (tracking noise would otherwise dominate the path length)."""
+    mats = np.asarray(mats, dtype=float)
+    if len(mats) < 5:
+        return mats
+    sigma = sigma_frames if sigma_frames is not None else max(1.0, len(mats) / 40.0)
+    out = mats.copy()
+    out[:, :3, 3] = gaussian_filter1d(mats[:, :3, 3], sigma, axis=0, mode="nearest")
+    q = Rot.from_matrix(mats[:, :3, :3]).as_quat()
+    for i in range(1, len(q)):  # sign continuity before averaging
+        if q[i] @ q[i - 1] < 0:
+            q[i] = -q[i]
+    q = gaussian_filter1d(q, sigma, axis=0, mode="nearest")
+    out[:, :3, :3] = Rot.from_quat(q / np.linalg.norm(q, axis=1, keepdims=True)).as_matrix()
+    return out
+
+
+def keypoints(mats: np.ndarray, n: int = N_KEYPOINTS, *, denoise: bool = True) -> np.ndarray:
+    """n keypoints (n, 4, 4) at equal combined path-length fractions of the (smoothed) trajectory."""
+    return resample(smooth(mats) if denoise else mats, np.linspace(0.0, 1.0, n))
+
+
+def program_keypoints(program: TrajectoryProgram, sizes: Sizes, n: int = N_KEYPOINTS, dense: int = 200) -> np.ndarray:
+    return keypoints(sample_matrices(program, sizes, dense), n, denoise=False)
+
+
+class FitReport(BaseModel):
+    """How well a program reproduces demonstrated trajectories, over keypoints of all demos."""
+
+    family: str
+    anchored: bool = Field(False, description="program started from each demo's own first pose")
+    median_m: float = Field(description="median keypoint position error, m")
+    max_m: float
+    median_deg: float = Field(description="median keypoint orientation error, degrees")
+    per_demo_median_m: list[float]
+    n_keypoints: int
+
+
+def fit_error(
+    program: TrajectoryProgram,
+    demos: Sequence[np.ndarray],
+    sizes: Sequence[Sizes],
+    n: int = N_KEYPOINTS,
+    *,
+    keypoints_given: bool = False,
+    anchored: bool = False,
+) -> FitReport:
+    """Keypoint errors of `program` (instantiated with each demo's sizes) against each demo trajectory.
+
+    With `keypoints_given`, `demos` already are (n, 4, 4) keypoints (e.g. from a reasoner question).
+    With `anchored`, the program starts from each demo's own first pose (as at execution, where the
+    motion starts from the slave's current pose relative to the master): this measures the motion's
+    shape; without it, the program's learned start pose counts too."""
+    pos, rot, per = [], [], []
+    for mats, sz in zip(demos, sizes, strict=True):
+        kd = np.asarray(mats, float) if keypoints_given else keypoints(mats, n)
+        n = len(kd)
+        prog = program.model_copy(update={"start": _start_of(kd)}) if anchored else program
+        kp = program_keypoints(prog, sz, n)
+        e = np.linalg.norm(kd[:, :3, 3] - kp[:, :3, 3], axis=1)
+        rel = np.einsum("tji,tjk->tik", kd[:, :3, :3], kp[:, :3, :3])
+        a = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+        pos.append(e)
+        rot.append(a)
+        per.append(float(np.median(e)))
+    p = np.concatenate(pos)
+    return FitReport(
+        family=program.family,
+        anchored=anchored,
+        median_m=float(np.median(p)),
+        max_m=float(p.max()),
+        median_deg=float(np.median(np.concatenate(rot))),
+        per_demo_median_m=per,
+        n_keypoints=n,
+    )
+
+
+# --- least-squares fits of the families ---------------------------------------------------------
+
+
+def _mean_start(kps: Sequence[np.ndarray]) -> StartPose:
+    p = np.mean([k[0, :3, 3] for k in kps], axis=0)
+    q = Rot.from_matrix(np.stack([k[0, :3, :3] for k in kps])).mean().as_quat()
+    return StartPose(position=tuple(float(v) for v in p), quaternion=tuple(float(v) for v in q))
+
+
+def _start_of(k: np.ndarray) -> StartPose:
+    return StartPose(
+        position=tuple(float(v) for v in k[0, :3, 3]),
+        quaternion=tuple(float(v) for v in Rot.from_matrix(k[0, :3, :3]).as_quat()),
+    )
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / n if n > 1e-9 else np.array([0.0, 0.0, 1.0])
+
+
+def _fit_circle(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(centre, plane normal, radius) of the least-squares circle through 3-D points."""
+    c0 = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - c0)
+    u, v, nrm = vt[0], vt[1], vt[2]
+    xy = np.column_stack([(points - c0) @ u, (points - c0) @ v])
+    A = np.column_stack([2 * xy, np.ones(len(xy))])
+    b = (xy**2).sum(axis=1)
+    sol, *_ = np.linalg.lstsq(A, b, rcond=None)
+    cx, cy = sol[0], sol[1]
+    r = float(np.sqrt(max(sol[2] + cx**2 + cy**2, 0.0)))
+    return c0 + cx * u + cy * v, nrm, r
+
+
+Builder = Callable[[np.ndarray], list]
+REGULARISERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+
+
+def _families(kps: Sequence[np.ndarray]) -> dict[str, tuple[Builder, np.ndarray]]:
+    """For each family: a builder (params -> steps) and an initial parameter guess."""
+    first = np.stack([k[0] for k in kps])
+    last = np.stack([k[-1] for k in kps])
+    disp = (last[:, :3, 3] - first[:, :3, 3]).mean(axis=0)
+    rv_world = Rot.from_matrix(np.einsum("tij,tkj->tik", last[:, :3, :3], first[:, :3, :3])).mean().as_rotvec()
+    rv_body = Rot.from_matrix(np.einsum("tji,tjk->tik", first[:, :3, :3], last[:, :3, :3])).mean().as_rotvec()
+    out: dict[str, tuple[Builder, np.ndarray]] = {}
+
+    for m in (1, 2, 3):
+        idx = [int(round(x)) for x in np.linspace(0, len(kps[0]) - 1, m + 1)[1:]]
+        x0 = np.concatenate([np.mean([k[i, :3, 3] for k in kps], axis=0) for i in idx])
+
+        def reach(th, m=m):
+            return [Waypoints(points=[tuple(float(v) for v in th[3 * j:3 * j + 3]) for j in range(m)])]
+
+        out[f"reach{m}"] = (reach, x0)
+
+    top = np.mean([float(np.max(k[:, 2, 3]) - k[0, 2, 3]) for k in kps])
+    if top > 0.02:
+        for m, fracs in ((2, (0.8, 1.0)), (3, (0.5, 0.8, 1.0))):
+            idx = [int(round(f * (len(kps[0]) - 1))) for f in fracs]
+            x0 = np.concatenate([[top], *[np.mean([k[i, :3, 3] for k in kps], axis=0) for i in idx]])
+
+            def transport(th, m=m):
+                return [Line(direction=(0.0, 0.0, 1.0), distance=float(th[0])),
+                        Waypoints(points=[tuple(float(v) for v in th[1 + 3 * j:4 + 3 * j]) for j in range(m)])]
+
+            out[f"transport{m}"] = (transport, x0)
+
+    out["line"] = (lambda th: [Line(direction=tuple(th), distance=float(np.linalg.norm(th)) or 1e-9)], disp + 1e-6)
+
+    def _rot(cls):
+        def b(th):
+            ang = float(np.linalg.norm(th))
+            return [cls(axis=tuple(_unit(th)), angle_deg=float(np.degrees(ang)))]
+
+        return b
+
+    out["rotation"] = (_rot(Rotation), rv_world + 1e-6)
+    out["tilt"] = (_rot(Tilt), rv_body + 1e-6)
+
+    pts = np.concatenate([k[:, :3, 3] for k in kps])
+    circle = _fit_circle(pts) if np.ptp(pts, axis=0).max() > 0.01 else None
+    if circle is not None and circle[2] < 2.0:
+        centre, nrm, _ = circle
+        # orient the normal with the rotation sense of the first demo
+        a0 = kps[0][0, :3, 3] - centre
+        a1 = kps[0][len(kps[0]) // 2, :3, 3] - centre
+        if np.cross(a0, a1) @ nrm < 0:
+            nrm = -nrm
+        angs = []
+        for k in kps:
+            v0, v1 = k[0, :3, 3] - centre, k[-1, :3, 3] - centre
+            angs.append(np.arctan2(np.cross(v0, v1) @ nrm, v0 @ v1))
+        ang = float(np.degrees(np.mean(angs)))
+
+        def arc(th):
+            return [Arc(axis=tuple(th[0:3]), pivot=tuple(th[3:6]), angle_deg=float(th[6]))]
+
+        level = np.mean([k[0, :3, 3] for k in kps], axis=0)
+
+        def arc_reg(th):  # unit axis, pivot at the start's level: removes the parametrisation's null directions
+            a = th[0:3]
+            na = np.linalg.norm(a)
+            return np.array([0.05 * (na - 1.0), 0.05 * float((th[3:6] - level) @ a) / max(na, 1e-9)])
+
+        out["arc"] = (arc, np.concatenate([nrm, centre, [ang]]))
+        REGULARISERS["arc"] = arc_reg
+
+        # unwrapped angle about the circle for turns
+        k = kps[0][:, :3, 3] - centre
+        u = _unit(k[0] - nrm * (k[0] @ nrm))
+        w = np.cross(nrm, u)
+        unwrapped = np.unwrap(np.arctan2(k @ w, k @ u))
+        turns = float(unwrapped[-1] / (2 * np.pi)) or 0.5
+        pitch = float((kps[0][-1, :3, 3] - kps[0][0, :3, 3]) @ nrm / turns)
+
+        def spiral(th):
+            return [Spiral(axis=tuple(th[0:3]), center=tuple(th[3:6]), turns=float(th[6]), pitch=float(th[7]),
+                           growth=float(th[8]))]
+
+        out["spiral"] = (spiral, np.concatenate([nrm, centre, [turns, pitch, 0.0]]))
+        REGULARISERS["spiral"] = arc_reg
+
+    if np.linalg.norm(disp) > 0.01:
+        d = _unit(disp)
+        rel = [k[:, :3, 3] - k[0, :3, 3] for k in kps]
+        fr = np.linspace(0.0, 1.0, len(kps[0]))
+        resid = np.concatenate([r - np.outer(r @ d, d) - np.outer(fr, disp - (disp @ d) * d) for r in rel])
+        _, _, vt = np.linalg.svd(resid - resid.mean(axis=0))
+        across = vt[0] - d * (vt[0] @ d)
+        across = _unit(across)
+        y = np.concatenate([r @ across for r in rel])
+        best = (np.inf, 1.0, 0.01)
+        for c in np.arange(0.5, 6.01, 0.25):  # grid over cycles, closed-form amplitude
+            basis = np.tile(np.sin(2 * np.pi * c * fr), len(rel))
+            amp = float(basis @ y / max(basis @ basis, 1e-12))
+            err = float(np.sum((y - amp * basis) ** 2))
+            if err < best[0]:
+                best = (err, float(c), amp)
+        _, cycles, amp = best
+
+        def zigzag(th):
+            return [Zigzag(direction=tuple(th[0:3]), across=tuple(across), length=float(np.linalg.norm(th[0:3])),
+                           amplitude=float(th[3]), cycles=float(th[4]))]
+
+        out["zigzag"] = (zigzag, np.concatenate([disp, [amp, cycles]]))
+    return out
+
+
+def _residuals(steps_of: Builder, th: np.ndarray, kps: Sequence[np.ndarray], sizes: Sequence[Sizes],
+               reg: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    fr = np.linspace(0.0, 1.0, len(kps[0]))
+    dense = np.linspace(0.0, 1.0, DENSE)
+    res = []
+    try:
+        steps = steps_of(th)
+    except Exception:  # noqa: BLE001 - an invalid intermediate parameter vector (zero axis ...)
+        return np.full(sum(len(k) for k in kps) * 4 + (2 if reg else 0), 1.0)
+    for k, sz in zip(kps, sizes, strict=True):
+        prog = TrajectoryProgram(start=_start_of(k), steps=steps)
+        try:
+            m = resample(matrices_at(prog, sz, dense), fr)
+        except Exception:  # noqa: BLE001
+            return np.full(sum(len(k) for k in kps) * 4 + (2 if reg else 0), 1.0)
+        res.append((m[:, :3, 3] - k[:, :3, 3]).ravel())
+        rel = np.einsum("tji,tjk->tik", k[:, :3, :3], m[:, :3, :3])
+        res.append(ROT_RADIUS_M * np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    if reg is not None:
+        res.append(reg(th))
+    return np.concatenate(res)
+
+
+class FamilyFit(BaseModel):
+    program: TrajectoryProgram
+    report: FitReport
+    n_params: int
+
+
+def fit_family(
+    family: str,
+    demos: Sequence[np.ndarray],
+    sizes: Sequence[Sizes],
+    n: int = N_KEYPOINTS,
+    *,
+    keypoints_given: bool = False,
+    anchored: bool = True,
+) -> FamilyFit | None:
+    """Least-squares fit of one family to the demos' keypoints; None when the family does not apply.
+
+    The fit matches the motion from each demo's own start (`anchored`, as executed); the program's
+    start pose is the demos' mean start."""
+    kps = [np.asarray(m, float) for m in demos] if keypoints_given else [keypoints(m, n) for m in demos]
+    master = np.mean([np.asarray(s["master"], float) for s in sizes], axis=0)
+    if family == "waypoints":
+        rel = np.mean([k[1:, :3, 3] - k[0, :3, 3] for k in kps], axis=0)
+        start = _mean_start(kps)
+        pts = [tuple(np.asarray(start.position) + r) for r in rel]
+        quats = [tuple(float(v) for v in Rot.from_matrix(np.stack([k[j, :3, :3] for k in kps])).mean().as_quat())
+                 for j in range(1, len(kps[0]))]
+        prog = TrajectoryProgram(family="waypoints", start=start, steps=[Waypoints(points=pts, quaternions=quats)])
+        n_params = 3 * len(pts)
+    else:
+        REGULARISERS.clear()
+        fams = _families(kps)
+        if family in ("reach", "transport"):  # the best number of points, counting parameters
+            fits = [f for m in (1, 2, 3) if f"{family}{m}" in fams
+                    and (f := _fit_one(f"{family}{m}", fams, kps, sizes, master, anchored))]
+            return min(fits, key=lambda f: f.report.median_m + 0.0003 * f.n_params) if fits else None
+        if family not in fams:
+            return None
+        return _fit_one(family, fams, kps, sizes, master, anchored)
+    prog = symbolise(prog, master)
+    report = fit_error(prog, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
+    return FamilyFit(program=prog, report=report, n_params=n_params + 6)
+
+
+def _fit_one(family: str, fams: dict, kps: Sequence[np.ndarray], sizes: Sequence[Sizes], master: np.ndarray,
+             anchored: bool) -> FamilyFit | None:
+    builder, x0 = fams[family]
+    reg = REGULARISERS.get(family)
+    sol = least_squares(lambda th: _residuals(builder, th, kps, sizes, reg), x0, method="trf", max_nfev=MAX_NFEV)
+    try:
+        steps = builder(sol.x)
+    except Exception:  # noqa: BLE001
+        return None
+    name = family.rstrip("0123456789")
+    raw = TrajectoryProgram(family=name, start=_mean_start(kps), steps=steps)
+    n_params = len(x0)
+    # snapped axes only when they cost at most half a millimetre of keypoint error
+    loose = symbolise(canonical(raw, snap=False), master)
+    snapped = symbolise(canonical(raw, snap=True), master)
+    r_loose = fit_error(loose, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
+    r_snap = fit_error(snapped, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
+    if r_snap.median_m <= r_loose.median_m + 5e-4:
+        return FamilyFit(program=snapped, report=r_snap, n_params=n_params + 6)
+    return FamilyFit(program=loose, report=r_loose, n_params=n_params + 6)
+
+
+def fit_best(
+    demos: Sequence[np.ndarray],
+    sizes: Sequence[Sizes],
+    *,
+    families: Sequence[str] = FAMILIES,
+    tolerance_m: float = 0.005,
+    n: int = N_KEYPOINTS,
+    keypoints_given: bool = False,
+    anchored: bool = True,
+) -> tuple[FamilyFit, list[FamilyFit]]:
+    """Fit every family; pick the simplest whose median error is within `tolerance_m` (else the best)."""
+    fits = [f for fam in families
+            if (f := fit_family(fam, demos, sizes, n, keypoints_given=keypoints_given, anchored=anchored)) is not None]
+    if not fits:
+        raise ValueError("no trajectory family could be fitted")
+
+    def score(f: FamilyFit) -> float:
+        return f.report.median_m + ROT_RADIUS_M * np.radians(f.report.median_deg)
+
+    # adequate: within the tolerance, or (when nothing is) close to the best; the simplest adequate wins
+    best_score = min(score(f) for f in fits)
+    ok = [f for f in fits if score(f) <= max(tolerance_m, 1.15 * best_score + 0.001)]
+    # simplest first; scores within 0.1 mm count as a tie, broken by the vocabulary's order
+    order = {fam: i for i, fam in enumerate(FAMILIES)}
+    best = min(ok, key=lambda f: (f.n_params, round(score(f), 4), order.get(f.program.family, 99)))
+    return best, fits
+
+
+def _snap_axis(v: Sequence[float], tol_deg: float = 3.0) -> np.ndarray:
+    u = _unit(np.asarray(v, float))
+    i = int(np.argmax(np.abs(u)))
+    if np.degrees(np.arccos(min(1.0, abs(u[i])))) <= tol_deg:
+        e = np.zeros(3)
+        e[i] = np.sign(u[i])
+        return e
+    return u
+
+
+def canonical(program: TrajectoryProgram, snap: bool = True) -> TrajectoryProgram:
+    """Unit axes (snapped to a frame axis within 3 degrees), arc pivots moved along the axis to the start's level."""
+    p0 = np.asarray([float(v) for v in program.start.position]) if all(
+        not isinstance(v, str) for v in program.start.position) else None
+    steps = []
+    for st in program.steps:
+        if isinstance(st, Arc) and not any(isinstance(v, str) for v in (*st.axis, *st.pivot)):
+            a = _snap_axis(st.axis) if snap else _unit(np.asarray(st.axis, float))
+            piv = np.asarray(st.pivot, float)
+            if p0 is not None:
+                piv = piv + a * float((p0 - piv) @ a)
+            st = st.model_copy(update={"axis": tuple(a), "pivot": tuple(piv)})
+        elif isinstance(st, Rotation | Tilt | Spiral) and not any(isinstance(v, str) for v in st.axis):
+            axis = _snap_axis(st.axis) if snap else _unit(np.asarray(st.axis, float))
+            st = st.model_copy(update={"axis": tuple(axis)})
+        elif isinstance(st, Line | Zigzag) and not any(isinstance(v, str) for v in st.direction):
+            st = st.model_copy(update={"direction": tuple(_unit(np.asarray(st.direction, float)))})
+        steps.append(st)
+    return program.model_copy(update={"steps": steps})
+
+
+# --- numbers -> size expressions ---------------------------------------------------------------
+
+
+def _pos(v: Sequence[float | str], master: np.ndarray) -> tuple:
+    return tuple(
+        size_fraction(float(x), float(master[i]), f"master.{AXES[i]}") if not isinstance(x, str) else x
+        for i, x in enumerate(v)
+    )
+
+
+def _length(x: float | str, direction: Sequence[float | str], master: np.ndarray) -> float | str:
+    if isinstance(x, str) or any(isinstance(d, str) for d in direction):
+        return x
+    i = int(np.argmax(np.abs(np.asarray(direction, float))))
+    return size_fraction(float(x), float(master[i]), f"master.{AXES[i]}")
+
+
+def _round(v: Sequence[float | str], nd: int = 4) -> tuple:
+    return tuple(round(float(x), nd) if not isinstance(x, str) else x for x in v)
+
+
+def symbolise(program: TrajectoryProgram, master_size: Sequence[float]) -> TrajectoryProgram:
+    """Rewrite positions and lengths as fractions of the master's bbox so the program transfers to new sizes."""
+    m = np.asarray(master_size, float)
+    steps = []
+    for st in program.steps:
+        if isinstance(st, Waypoints):
+            st = st.model_copy(update={"points": [_pos(p, m) for p in st.points]})
+        elif isinstance(st, Line):
+            dist = _length(st.distance, st.direction, m)
+            st = st.model_copy(update={"direction": _round(st.direction), "distance": dist})
+        elif isinstance(st, Arc):
+            st = st.model_copy(update={"axis": _round(st.axis), "pivot": _pos(st.pivot, m),
+                                       "angle_deg": round(float(st.angle_deg), 2)})
+        elif isinstance(st, Rotation | Tilt):
+            st = st.model_copy(update={"axis": _round(st.axis), "angle_deg": round(float(st.angle_deg), 2)})
+        elif isinstance(st, Spiral):
+            st = st.model_copy(update={"axis": _round(st.axis), "center": _pos(st.center, m),
+                                       "turns": round(float(st.turns), 3)})
+        elif isinstance(st, Zigzag):
+            st = st.model_copy(update={
+                "direction": _round(st.direction), "across": _round(st.across),
+                "length": _length(st.length, st.direction, m), "amplitude": _length(st.amplitude, st.across, m),
+                "cycles": round(float(st.cycles), 3)})
+        steps.append(st)
+    start = program.start.model_copy(update={"position": _pos(program.start.position, m)})
+    return program.model_copy(update={"start": start, "steps": steps})
