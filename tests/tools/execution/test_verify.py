@@ -1,0 +1,47 @@
+"""Grasp verification from the gripper and judging the motion a manipulation achieved."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation as Rot
+
+from tools.execution.verify import judge_motion, relation, verify_grasp
+
+
+def test_grasp_on_air_on_object_and_slipped() -> None:
+    assert not verify_grasp(True, 0.0005).held  # fingers met: nothing between them
+    v = verify_grasp(False, 0.03)
+    assert not v.held and "without holding" in v.message
+    assert not verify_grasp(True, 0.03, is_grasping=False).held
+    ok = verify_grasp(True, 0.021, is_grasping=True, expected_width=0.02)
+    assert ok.held and "21.0 mm" in ok.message
+
+
+def _T(pos: tuple[float, float, float], yaw_deg: float = 0.0) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = Rot.from_euler("z", yaw_deg, degrees=True).as_matrix()
+    T[:3, 3] = pos
+    return T
+
+
+def test_relation_is_the_slave_in_the_master_frame() -> None:
+    m, s = _T((1.0, 0.0, 0.0), 90.0), _T((1.0, 0.2, 0.0), 90.0)
+    assert np.allclose(relation(m, s)[:3, 3], (0.2, 0.0, 0.0))
+
+
+def test_drawer_pulled_most_of_the_way_is_enough_a_third_is_not() -> None:
+    plan = np.stack([_T((0.1 + 0.15 * t, 0.0, 0.0)) for t in np.linspace(0, 1, 10)])
+    full = judge_motion(plan, plan[0], _T((0.24, 0.0, 0.0)))
+    assert full.enough and np.isclose(full.expected_motion_m, 0.15) and np.isclose(full.achieved_motion_m, 0.14)
+    short = judge_motion(plan, plan[0], _T((0.15, 0.0, 0.0)))
+    assert not short.enough and "5.0/15.0 cm" in short.message
+
+
+def test_door_must_turn_and_placement_counts_only_the_end() -> None:
+    plan = np.stack([_T((0.0, 0.0, 0.0), a) for a in np.linspace(0, 80, 10)])
+    assert judge_motion(plan, plan[0], _T((0.0, 0.0, 0.0), 70.0)).enough
+    assert not judge_motion(plan, plan[0], _T((0.0, 0.0, 0.0), 20.0)).enough
+    place = np.stack([_T((0.3 * (1 - t), 0.0, 0.05 * t)) for t in np.linspace(0, 1, 10)])
+    on_top = judge_motion(place, place[0], _T((0.005, 0.0, 0.05)), placement=True, end_tolerance_m=0.02)
+    fell = judge_motion(place, place[0], _T((0.04, 0.0, 0.0)), placement=True, end_tolerance_m=0.02)
+    assert on_top.enough and not fell.enough

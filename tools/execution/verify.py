@@ -1,0 +1,98 @@
+"""Did it work? Grasp verification from the gripper, and the relation reached after a manipulation.
+
+- `verify_grasp`: the gripper closed on something (width above a minimum, the grasp call reported an
+  object between the fingers, and the opening stays where it closed), not on air.
+- `relation`: the slave's pose in the master frame (what the demonstration's end state is written in).
+- `judge_motion`: achieved vs planned motion of the slave in the master frame: displacement along the
+  planned direction and rotation about the planned axis; and the end-state distance to the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel
+from scipy.spatial.transform import Rotation as Rot
+
+from core.geometry import invert_transform
+
+MIN_HELD_WIDTH_M = 0.002  # fingers closer than this closed on nothing
+END_ROTATION_TOL_DEG = 15.0  # an end pose this close in orientation (and position) is the planned one
+ENOUGH_MOTION = 0.7  # share of the planned motion that counts as done (the diagnose rule's threshold)
+
+
+class GraspVerdict(BaseModel):
+    held: bool
+    width: float
+    message: str
+
+
+def verify_grasp(reported_success: bool, width_after: float, is_grasping: bool | None = None,
+                 expected_width: float | None = None) -> GraspVerdict:
+    """Held iff the grasp reported success, the fingers stopped apart, and (when known) still grasp."""
+    if width_after < MIN_HELD_WIDTH_M:
+        return GraspVerdict(held=False, width=width_after,
+                            message=f"fingers closed to {width_after * 1000:.1f} mm: nothing between them")
+    if not reported_success:
+        return GraspVerdict(held=False, width=width_after,
+                            message=f"the gripper stopped at {width_after * 1000:.1f} mm without holding")
+    if is_grasping is False:
+        return GraspVerdict(held=False, width=width_after, message="the object slipped out of the fingers")
+    note = "" if expected_width is None else f" (demonstrated {expected_width * 1000:.0f} mm)"
+    return GraspVerdict(held=True, width=width_after, message=f"holding at {width_after * 1000:.1f} mm{note}")
+
+
+def relation(T_world_master: np.ndarray, T_world_slave: np.ndarray) -> np.ndarray:
+    """T_master_slave."""
+    return invert_transform(np.asarray(T_world_master, dtype=float)) @ np.asarray(T_world_slave, dtype=float)
+
+
+class MotionJudgement(BaseModel):
+    expected_motion_m: float
+    achieved_motion_m: float
+    expected_rotation_deg: float
+    achieved_rotation_deg: float
+    end_error_m: float
+    enough: bool
+    message: str
+
+
+def judge_motion(
+    planned: Sequence[np.ndarray] | np.ndarray,
+    start: np.ndarray,
+    achieved: np.ndarray,
+    *,
+    end_tolerance_m: float = 0.03,
+    placement: bool = False,
+) -> MotionJudgement:
+    """Compare the slave's achieved pose (master frame) with the planned T_master_slave(t).
+
+    The motion counts as done when the displacement along the planned direction and the rotation
+    about the planned axis reach ENOUGH_MOTION of the plan (articulations: a drawer out, a door
+    swung), or when the end pose lies within `end_tolerance_m` of the planned end. For a `placement`
+    (an object let go) only the end position counts.
+    """
+    P = np.asarray(planned, dtype=float)
+    s, a, e = np.asarray(start, dtype=float), np.asarray(achieved, dtype=float), P[-1]
+    d_plan = e[:3, 3] - s[:3, 3]
+    exp_m = float(np.linalg.norm(d_plan))
+    d_ach = a[:3, 3] - s[:3, 3]
+    ach_m = float(d_ach @ (d_plan / exp_m)) if exp_m > 1e-6 else float(np.linalg.norm(d_ach))
+    rv_plan = Rot.from_matrix(e[:3, :3] @ s[:3, :3].T).as_rotvec()
+    exp_deg = float(np.rad2deg(np.linalg.norm(rv_plan)))
+    rv_ach = Rot.from_matrix(a[:3, :3] @ s[:3, :3].T).as_rotvec()
+    if exp_deg > 1e-3:
+        ach_deg = float(np.rad2deg(rv_ach @ (rv_plan / np.linalg.norm(rv_plan))))
+    else:
+        ach_deg = float(np.rad2deg(np.linalg.norm(rv_ach)))
+    end_err = float(np.linalg.norm(a[:3, 3] - e[:3, 3]))
+    moved_ok = exp_m < 0.02 or ach_m >= ENOUGH_MOTION * exp_m
+    turned_ok = exp_deg < 10.0 or ach_deg >= ENOUGH_MOTION * exp_deg
+    end_rot_deg = float(np.rad2deg(Rot.from_matrix(a[:3, :3] @ e[:3, :3].T).magnitude()))
+    at_end = end_err <= end_tolerance_m and (placement or end_rot_deg <= END_ROTATION_TOL_DEG)
+    enough = at_end if placement else ((moved_ok and turned_ok) or at_end)
+    msg = (f"moved {ach_m * 100:.1f}/{exp_m * 100:.1f} cm, turned {ach_deg:.0f}/{exp_deg:.0f} deg, "
+           f"end {end_err * 100:.1f} cm from the plan")
+    return MotionJudgement(expected_motion_m=exp_m, achieved_motion_m=ach_m, expected_rotation_deg=exp_deg,
+                           achieved_rotation_deg=ach_deg, end_error_m=end_err, enough=enough, message=msg)

@@ -1,0 +1,138 @@
+"""Perceive the objects a plan step names from one RGB-D frame (the adapter's eyes).
+
+segment (the configured `Segmenter`) -> world clouds (`pointcloud`) -> canonical frames and bboxes
+(`tracking.canonical_frame`, the same rule the grounder uses on demos, so skills learned there apply
+here). Besides the named objects the result keeps one obstacle cloud of everything else the camera
+sees (other objects, the table; never the robot) for collision checks against the perceived scene.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import VLMimicError
+from core.geometry import Pose
+from core.grounding import HAND, ObjectDescriptor
+from core.sensing import RGBDFrame
+from tools.perception.pointcloud import cloud_from_mask, remove_outliers, voxel_downsample
+from tools.perception.segmenters import ChannelSegmenter, Segmenter
+from tools.perception.tracking import canonical_frame
+
+VOXEL_M = 0.005
+OBSTACLE_VOXEL_M = 0.015
+MIN_OBJECT_POINTS = 30
+ROBOT_LABELS = frozenset({"robot", HAND, "background", "world", "floor"})
+
+
+class ObjectNotVisible(VLMimicError):
+    """A step names an object the camera does not see (or sees with too few points)."""
+
+
+class PerceivedObject(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    descriptor: ObjectDescriptor
+    points: np.ndarray = Field(repr=False, description="(N, 3) world cloud, voxel-downsampled")
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.name
+
+    @property
+    def T_world_object(self) -> np.ndarray:
+        return self.descriptor.T_world_object.matrix()
+
+    @property
+    def size(self) -> np.ndarray:
+        return np.asarray(self.descriptor.bbox_size, dtype=float)
+
+    def footprint_edges(self) -> np.ndarray:
+        """(2, 3) unit world directions of the edges of the cloud's minimum-area footprint rectangle
+        (what a parallel gripper closing from above should line up with)."""
+        import cv2
+
+        (_, _), (_, _), ang = cv2.minAreaRect(self.points[:, :2].astype(np.float32))
+        a = np.deg2rad(ang)
+        return np.array([[np.cos(a), np.sin(a), 0.0], [-np.sin(a), np.cos(a), 0.0]])
+
+
+class PerceivedScene(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    objects: dict[str, PerceivedObject] = Field(default_factory=dict)
+    missing: list[str] = Field(default_factory=list, description="asked for, not seen")
+    obstacles: np.ndarray = Field(default_factory=lambda: np.zeros((0, 3)), repr=False,
+                                  description="world points of everything seen except the named objects and robot")
+    obstacle_labels: np.ndarray = Field(default_factory=lambda: np.zeros(0, dtype=object), repr=False)
+    table_z: float | None = None
+    seconds: float = 0.0
+
+    def require(self, names: Sequence[str]) -> None:
+        gone = [n for n in names if n not in self.objects]
+        if gone:
+            raise ObjectNotVisible(f"the camera does not see {', '.join(repr(n) for n in gone)}; "
+                                   f"visible: {sorted(self.objects) or 'nothing'}")
+
+    def cloud_without(self, exclude: Sequence[str] = ()) -> np.ndarray:
+        """Obstacles plus every perceived object not in `exclude` (for collision checks)."""
+        parts = [self.obstacles] + [o.points for n, o in self.objects.items() if n not in exclude]
+        parts = [p for p in parts if len(p)]
+        return np.vstack(parts) if parts else np.zeros((0, 3))
+
+
+def perceive(
+    frame: RGBDFrame,
+    names: Sequence[str],
+    segmenter: Segmenter,
+    *,
+    voxel: float = VOXEL_M,
+    parents: dict[str, str] | None = None,
+    all_objects: bool = False,
+) -> PerceivedScene:
+    """The named objects (descriptors in canonical frames + clouds) and an obstacle cloud.
+
+    Names not visible are listed in `missing` (the caller decides whether that is fatal). `parents`
+    (part -> fixed body, e.g. "drawer" -> "cabinet") is copied into the descriptors. `all_objects`:
+    describe every labelled object in view, not only the named ones.
+    """
+    t0 = time.perf_counter()
+    wanted = [n for n in dict.fromkeys(names) if n and n != HAND]
+    # a labelled channel gives every label (named objects and obstacles); an open-vocabulary
+    # segmenter is prompted with the step's objects and the table
+    masks = segmenter.segment(frame, () if isinstance(segmenter, ChannelSegmenter) else [*wanted, "table"])
+    if all_objects:  # every labelled object gets a frame too (not only the named ones)
+        wanted += [n for n in masks if n not in wanted and n not in ROBOT_LABELS and n != "table"]
+    scene = PerceivedScene()
+    for n in wanted:
+        m = masks.get(n)
+        pts = np.zeros((0, 3)) if m is None else voxel_downsample(cloud_from_mask(frame, m, stride=2), voxel)
+        if len(pts) < MIN_OBJECT_POINTS:
+            scene.missing.append(n)
+            continue
+        pts = remove_outliers(pts)
+        T, size = canonical_frame(pts)
+        colour = frame.rgb[m].reshape(-1, 3).mean(axis=0)
+        scene.objects[n] = PerceivedObject(
+            descriptor=ObjectDescriptor(
+                name=n, T_world_object=Pose.from_matrix(T), bbox_size=tuple(float(v) for v in size),
+                color_rgb=tuple(float(v) for v in colour), parent=(parents or {}).get(n), n_points=len(pts),
+            ),
+            points=pts,
+        )
+    obs, labels = [], []
+    for n, m in masks.items():
+        if n in scene.objects or n in ROBOT_LABELS:
+            continue
+        pts = voxel_downsample(cloud_from_mask(frame, m, stride=3), OBSTACLE_VOXEL_M)
+        if n == "table" and len(pts):
+            scene.table_z = float(np.median(pts[:, 2]))
+        if len(pts):
+            obs.append(pts)
+            labels += [n] * len(pts)
+    if obs:
+        scene.obstacles = np.vstack(obs)
+        scene.obstacle_labels = np.asarray(labels, dtype=object)
+    scene.seconds = time.perf_counter() - t0
+    return scene
