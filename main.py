@@ -11,6 +11,7 @@ printed as one line (exit 2) without a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -55,6 +56,9 @@ def main(
     robot: Annotated[str, typer.Option(help="sim | panda")] = "sim",
     camera: Annotated[str | None, typer.Option(help="sim camera name, or realsense")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="approve real-robot motions without asking")] = False,
+    panda_host: Annotated[
+        str | None, typer.Option(help="robot address for --robot panda (else VLMIMIC_PANDA_HOST); no default")
+    ] = None,
     demos: Annotated[Path | None, typer.Option(help="demo folders to learn if memory lacks the goal")] = None,
     n_demos: Annotated[int, typer.Option(help="demos the planner records in simulation")] = 5,
 ) -> None:
@@ -67,6 +71,9 @@ def main(
         raise typer.Exit(0)
     from agents.cli import run_goal_command
 
+    if panda_host:
+        # The run's settings are loaded inside the graph; the environment carries the address there.
+        os.environ["VLMIMIC_HARDWARE__PANDA_HOST"] = panda_host
     raise typer.Exit(
         run_goal_command(
             console, goal=goal, scene=scene, variant=variant, seed=seed, reasoner=reasoner, robot=robot,

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     perception: PerceptionSettings = PerceptionSettings()
     hardware: HardwareSettings = HardwareSettings()
+
+    @model_validator(mode="after")
+    def _short_robot_address(self) -> Settings:
+        # VLMIMIC_PANDA_HOST is the documented short form of VLMIMIC_HARDWARE__PANDA_HOST.
+        short = os.environ.get("VLMIMIC_PANDA_HOST")
+        if short and not self.hardware.panda_host:
+            self.hardware.panda_host = short
+        return self
 
     @classmethod
     def settings_customise_sources(

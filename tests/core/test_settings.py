@@ -29,3 +29,12 @@ def test_broken_toml_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("VLMIMIC_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings()
+
+
+def test_short_robot_address_variable_is_honoured(monkeypatch, tmp_path):
+    monkeypatch.setenv("VLMIMIC_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("VLMIMIC_HARDWARE__PANDA_HOST", raising=False)
+    monkeypatch.setenv("VLMIMIC_PANDA_HOST", "127.0.0.2")
+    assert load_settings().hardware.panda_host == "127.0.0.2"
+    monkeypatch.setenv("VLMIMIC_HARDWARE__PANDA_HOST", "127.0.0.3")  # the explicit nested form wins
+    assert load_settings().hardware.panda_host == "127.0.0.3"
