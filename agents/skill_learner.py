@@ -1,8 +1,8 @@
 """The skill learner (DESIGN §1.2): 1..N grounded demos of one task -> skills + the task's plan -> memory.
 
-1. Align the demos' segments by order and label: the most common sequence of (phase, master, slave)
-   is the reference; each demo's segments are matched to it in order (a demo missing a step simply
-   does not contribute to it).
+1. Align the demos' segments by order and label: the reference is the sequence of (phase, master,
+   slave) with the most steps that at least two demos show (ties: the most common sequence); each
+   demo's segments are matched to it in order (a demo missing a step simply does not contribute to it).
 2. Per subtask, ask the reasoner for the hierarchical constraint:
    grasping -> `group_grasps` (grasps as bbox fractions in the object's canonical frame);
    manipulation -> `fit_trajectory` (10 keypoints of T_master_slave per demo, both objects' sizes).
@@ -43,6 +43,7 @@ MIN_CONTAINMENT = 0.6
 OUTLIER_FACTOR = 3.0  # a demo whose fit error is this many times the others' median is left out ...
 OUTLIER_MIN_M = 0.015  # ... when its error is also above this
 HAND_SIZE = (0.08, 0.02, 0.1)
+MIN_STEP_SUPPORT = 2  # demos (all of them when fewer) that must show a step for it to enter the plan
 
 
 class SkillLearningError(VLMimicError):
@@ -71,23 +72,39 @@ def align_segments(demos: Sequence[GroundedDemo]) -> tuple[list[Segment], list[l
     seqs = [tuple(_key(s) for s in d.segments if _interaction_of(d, s) is not None) for d in demos]
     if not any(seqs):
         raise SkillLearningError("no demo has a segment with an interaction; nothing to learn (ground them first?)")
-    ref_seq, _ = Counter(s for s in seqs if s).most_common(1)[0]
+    counts = Counter(s for s in seqs if s)
+    need = min(MIN_STEP_SUPPORT, len(demos))
+
+    def score(cand: tuple[Key, ...]) -> tuple[int, int, int]:
+        support = np.sum([[k is not None for k in _match(cand, s)] for s in seqs], axis=0)
+        return int(np.sum(support >= need)), -int(np.sum(support < need)), counts[cand]
+
+    # The reference: the sequence with the most steps that several demos show, then the fewest steps
+    # only one demo shows, then the most common. A short step that some demos lost (a faucet turn whose
+    # hand path fell under the grounder's 10 cm rule) is thus not outvoted by the demos lacking it,
+    # while a spurious segment of a single demo still cannot enter the plan.
+    ref_seq = max(counts, key=score)
     ref_demo = demos[seqs.index(ref_seq)]
     ref = [s for s in ref_demo.segments if _interaction_of(ref_demo, s) is not None]
     matched: list[list[Segment | None]] = []
     for d in demos:
         segs = [s for s in d.segments if _interaction_of(d, s) is not None]
-        row: list[Segment | None] = []
-        j = 0
-        for r in ref:
-            found = None
-            for k in range(j, len(segs)):
-                if _key(segs[k]) == _key(r):
-                    found, j = segs[k], k + 1
-                    break
-            row.append(found)
-        matched.append(row)
+        matched.append([None if k is None else segs[k] for k in _match(ref_seq, tuple(_key(s) for s in segs))])
     return ref, matched
+
+
+def _match(ref: Sequence[Key], seq: Sequence[Key]) -> list[int | None]:
+    """Per reference step, the index of the demo's segment matched to it in order (or None)."""
+    out: list[int | None] = []
+    j = 0
+    for r in ref:
+        found = None
+        for k in range(j, len(seq)):
+            if seq[k] == r:
+                found, j = k, k + 1
+                break
+        out.append(found)
+    return out
 
 
 def _interaction_of(d: GroundedDemo, s: Segment) -> GraspInteraction | ManipulationInteraction | None:

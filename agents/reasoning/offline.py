@@ -40,6 +40,7 @@ from tools.constraints.grasp import describe_region, regions_from_labels
 
 SOURCE = "offline reasoner (geometric rules, no model)"
 DBSCAN_EPS_M = 0.04  # grasps closer than this (metres, object frame) belong together
+MIN_EXTENT_M = 0.03  # compare keypoint layouts in fractions of extents, none taken below this
 AXIS_WORDS = {0: ("the front", "the back"), 1: ("the left", "the right"), 2: ("above", "below")}
 
 
@@ -170,8 +171,10 @@ class OfflineReasoner(BaseReasoner):
             issues.append(f"needs a {q.gripper_width_needed * 100:.1f} cm opening (Panda: 8 cm)")
             rev = rev.model_copy(update={"next_grasp_candidate": True})
         if q.demo_keypoints and q.adapted_keypoints:
-            d = np.asarray(q.demo_keypoints) / np.maximum(np.asarray(q.demo_master_size), 1e-6)
-            a = np.asarray(q.adapted_keypoints) / np.maximum(np.asarray(q.scene_master_size), 1e-6)
+            # a thin extent (a plate's 7 mm thickness) is no scale for heights: it would turn millimetres of
+            # measurement noise into whole "bbox fractions" (programs keep such lengths in metres, fit.symbolise)
+            d = np.asarray(q.demo_keypoints) / np.maximum(np.asarray(q.demo_master_size), MIN_EXTENT_M)
+            a = np.asarray(q.adapted_keypoints) / np.maximum(np.asarray(q.scene_master_size), MIN_EXTENT_M)
             if d.shape == a.shape:
                 # compare shapes after removing the start (the layout relative to the master's box)
                 err = float(np.median(np.linalg.norm((d - d[0]) - (a - a[0]), axis=1)))

@@ -96,6 +96,28 @@ def test_segments_are_aligned_by_order_and_label(door_demos):
     assert any("lack" in n for n in res.notes)
 
 
+def _without_manipulation(d):
+    return d.model_copy(update={"segments": d.segments[:1], "interactions": d.interactions[:1]})
+
+
+def test_a_step_two_demos_show_is_not_outvoted_by_demos_that_lost_it(door_demos):
+    # three demos lost the swing (e.g. its hand path fell under the grounder's 10 cm rule), two kept it
+    demos = [*(_without_manipulation(d) for d in door_demos[:3]), *door_demos[3:]]
+    ref, matched = align_segments(demos)
+    assert [s.phase for s in ref] == [Phase.grasping, Phase.manipulation]
+    assert [row[1] is not None for row in matched] == [False, False, False, True, True]
+    res = learn_task(demos, task="open_door", reasoner=make_reasoner("offline", on_call=lambda c: None))
+    assert res.skills[1].manipulation.program.family == "arc"
+    assert res.skills[1].provenance.demo_ids == [d.demo_id for d in door_demos[3:]]
+    assert any("3 demo(s) lack it" in n for n in res.notes)
+
+
+def test_a_step_only_one_demo_shows_stays_out_of_the_plan(door_demos):
+    demos = [*(_without_manipulation(d) for d in door_demos[:4]), door_demos[4]]
+    ref, _ = align_segments(demos)
+    assert [s.phase for s in ref] == [Phase.grasping]
+
+
 def test_demos_without_interactions_are_a_clear_error(door_demos):
     empty = door_demos[0].model_copy(update={"interactions": []})
     with pytest.raises(SkillLearningError, match="no demo has a segment with an interaction"):

@@ -40,6 +40,7 @@ FAMILIES = ("line", "rotation", "tilt", "reach", "arc", "transport", "zigzag", "
 # "reach": from wherever the slave starts, straight through 1-3 fitted points fixed in the master frame
 # (an approach to a target, e.g. a finger onto a button); stored as a `waypoints` step.
 AXES = ("x", "y", "z")
+MAX_SIZE_MULTIPLE = 3.0  # lengths beyond this many times the master's extent stay in metres
 Sizes = Mapping[str, Sequence[float]]
 
 
@@ -451,9 +452,18 @@ def canonical(program: TrajectoryProgram, snap: bool = True) -> TrajectoryProgra
 # --- numbers -> size expressions ---------------------------------------------------------------
 
 
+def _fraction(value: float, extent: float, name: str) -> float | str:
+    """A length as a fraction of a master extent, or in metres when it is many times that extent: a lift
+    of 13 cm is no function of a 7 mm plate's thickness (as `plate.z*19` it would scale with the thickness'
+    measurement noise, +-15 % between demos, and with any thicker plate)."""
+    if abs(value) > MAX_SIZE_MULTIPLE * extent:
+        return round(float(value), 5)
+    return size_fraction(value, extent, name)
+
+
 def _pos(v: Sequence[float | str], master: np.ndarray) -> tuple:
     return tuple(
-        size_fraction(float(x), float(master[i]), f"master.{AXES[i]}") if not isinstance(x, str) else x
+        _fraction(float(x), float(master[i]), f"master.{AXES[i]}") if not isinstance(x, str) else x
         for i, x in enumerate(v)
     )
 
@@ -462,7 +472,7 @@ def _length(x: float | str, direction: Sequence[float | str], master: np.ndarray
     if isinstance(x, str) or any(isinstance(d, str) for d in direction):
         return x
     i = int(np.argmax(np.abs(np.asarray(direction, float))))
-    return size_fraction(float(x), float(master[i]), f"master.{AXES[i]}")
+    return _fraction(float(x), float(master[i]), f"master.{AXES[i]}")
 
 
 def _round(v: Sequence[float | str], nd: int = 4) -> tuple:

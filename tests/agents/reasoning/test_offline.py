@@ -88,6 +88,16 @@ def test_compare_accepts_a_scaled_copy_and_flags_unreachable_poses(reasoner):
     assert bad.revision.trajectory_scale < 1
 
 
+def test_compare_does_not_measure_a_lift_in_thicknesses_of_a_thin_plate(reasoner):
+    # the same carry over a plate (heights in metres); the scene's plate measures 14 mm thick, the demos' 7 mm
+    path = [(0.1 - 0.02 * i, 0.27 - 0.03 * i, 0.025 + 0.15 * np.sin(np.pi * i / 9)) for i in range(10)]
+    ans = reasoner.compare(CompareQuestion(skill_id="s", subtask="place", phase=Phase.manipulation,
+                                           demo_master_size=(0.197, 0.197, 0.007), demo_keypoints=path,
+                                           scene_master_size=(0.198, 0.197, 0.0145), adapted_keypoints=path,
+                                           reachable=[True] * 10))
+    assert ans.acceptable and ans.revision.is_identity()
+
+
 @pytest.mark.parametrize(
     ("facts", "cause"),
     [

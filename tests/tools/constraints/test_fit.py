@@ -70,3 +70,26 @@ def test_fit_error_measures_a_wrong_program():
     trajs, sizes = _demos(door_demo, "cabinet", "cabinet_door")
     wrong = TrajectoryProgram(start=StartPose(position=(0.2, 0, 0)), steps=[Line(direction=(1, 0, 0), distance=0.3)])
     assert fit_error(wrong, trajs, sizes).median_m > 0.03
+
+
+def test_a_lift_over_a_thin_plate_is_kept_in_metres_not_plate_thicknesses():
+    from core.program import Waypoints
+    from tools.constraints.fit import fit_family
+
+    rng = np.random.default_rng(3)
+    trajs, sizes = [], []
+    for _ in range(5):  # pick-ups at different places, the same lift, carry and placing on the plate
+        start = (rng.uniform(0.05, 0.18), rng.uniform(0.22, 0.32), 0.025)
+        demo = TrajectoryProgram(start=StartPose(position=start), steps=[
+            Line(direction=(0, 0, 1), distance=0.13), Waypoints(points=[(-0.01, 0.01, 0.17), (-0.01, 0.0, 0.035)])])
+        trajs.append(matrices_at(demo, {"master": (0.2, 0.2, 0.007)}, np.linspace(0, 1, 80)))
+        # the plate's measured thickness varies by millimetres between demos
+        sizes.append({"master": (0.2, 0.2, float(rng.uniform(0.006, 0.008))), "slave": (0.09, 0.06, 0.055)})
+    fit = fit_family("transport", trajs, sizes)
+    assert fit is not None and fit.report.anchored and fit.report.median_m < 0.005
+    lift = fit.program.steps[0]
+    assert isinstance(lift.distance, float) and lift.distance == pytest.approx(0.13, abs=0.01)
+    assert not any("master.z" in str(p[2]) for p in fit.program.steps[1].points)
+    # on a thicker plate the lift stays a lift, not 19 plate thicknesses
+    thick = matrices_at(fit.program, {"master": (0.2, 0.2, 0.03), "slave": sizes[0]["slave"]}, np.linspace(0, 1, 40))
+    assert thick[:, 2, 3].max() < 0.25
