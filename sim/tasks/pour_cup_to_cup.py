@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 SUCCESS_SHARE = 0.6
 BALL_RADIUS = 0.0055
+# the pour tilts quickly up to TRICKLE_FROM_DEG, then in TRICKLE_STEP_DEG steps with a pause after each
+TRICKLE_FROM_DEG = 60.0
+TRICKLE_STEP_DEG = 6.0
 
 
 class PourCupToCup(Task):
@@ -114,7 +117,8 @@ class PourCupToCup(Task):
     # -------------------------------------------------------------- scripts
 
     def _script(self, world: SimWorld, params: SceneParams, *, grip_depth: float = 0.025, tilt_deg: float = 130.0,
-                lip_shift: float = 0.8, speed: float = 1.0, pauses: dict[str, float] | None = None) -> Script:
+                lip_shift: float = 0.8, speed: float = 1.0, trickle_wait: float = 0.3,
+                pauses: dict[str, float] | None = None) -> Script:
         pauses = pauses or {}
         src = body_pose(world, "cup_source").translation
         tgt = body_pose(world, "cup_target").translation
@@ -132,6 +136,14 @@ class PourCupToCup(Task):
         lip_world[2] = max(h_tgt + 0.015 + h_src, 0.17)  # high enough that the tilted wrist clears the table
         lip_in_cup = np.array([*(t_hat[:2] * r_in), h_src])
         carry_z = h_tgt + 0.03 + g
+
+        def pour_angles(tilt: float) -> tuple[list[float], list[float]]:
+            """Tilt angles of the quick part of the pour (steps of an eighth of the tilt) and of the slow one."""
+            start = min(math.radians(TRICKLE_FROM_DEG), 0.5 * tilt)
+            quick = np.linspace(0.0, start, max(1, math.ceil(start / (tilt / 8.0))) + 1)[1:]
+            n = max(1, math.ceil((tilt - start) / math.radians(TRICKLE_STEP_DEG)))
+            return [float(a) for a in quick], [float(a) for a in np.linspace(start, tilt, n + 1)[1:]]
+
         def plan(yaw: float, tilt: float) -> dict[str, list[Pose]]:
             grasp = top_down_gripper([src[0], src[1], g], yaw)
             T_grip_cup = grasp.inverse() @ Pose(position=(src[0], src[1], 0.0))
@@ -147,7 +159,9 @@ class PourCupToCup(Task):
                 "pre": [lifted(grasp, 0.1)], "grasp": [grasp], "lift": [lifted_src],
                 "transport": [Pose.from_rotation(upright.rotation, upright.translation + np.array([0.0, 0.0, 0.03])),
                               upright],
-                "pour": [grip_at(tilt * s) for s in np.linspace(0.0, 1.0, 9)[1:]],
+                # the quick part of the pour, up to where the balls start to spill, then the slow one
+                "pour": [grip_at(a) for a in pour_angles(tilt)[0]],
+                "trickle": [grip_at(a) for a in pour_angles(tilt)[1]],
                 "untilt": [grip_at(tilt * s) for s in np.linspace(1.0, 0.0, 5)[1:]],
                 "put_back": [lifted_src, Pose.from_rotation(grasp.rotation, [src[0], src[1], g + 0.004])],
             }
@@ -171,7 +185,14 @@ class PourCupToCup(Task):
         steps.append(Grasp(target="cup_source", width=2.0 * r_src, force=60.0))
         move(poses["lift"], 1.5, "lift")
         move(poses["transport"], 2.5, "transport")
-        move(poses["pour"], 5.0, "pour")  # people pour slowly; the robot paces itself
+        # people pour slowly; the robot paces itself. A quick tilt up to where the balls start to spill,
+        # then small steps with a pause after each, so the balls trickle over the lip and drop nearly
+        # straight down instead of avalanching down a steep wall and flying past the target (a wide,
+        # tall source over a narrow target throws them furthest).
+        move(poses["pour"], 1.5, "pour")
+        for pose in poses["trickle"]:
+            move([pose], 3.5 / len(poses["trickle"]), "pour")
+            steps.append(Wait(duration=trickle_wait))
         steps.append(Wait(duration=1.5))
         move(poses["untilt"], 1.5, "untilt")
         move(poses["put_back"], 3.0, "put_back")
@@ -196,5 +217,5 @@ def _followable(plan: dict[str, list[Pose]]) -> bool:
     from tools.robot.ik import panda_model
     from tools.robot.trajectory import cartesian_to_joint_path
 
-    path = [p for k in ("pre", "grasp", "lift", "transport", "pour") for p in plan[k]]
+    path = [p for k in ("pre", "grasp", "lift", "transport", "pour", "trickle") for p in plan[k]]
     return cartesian_to_joint_path(panda_model(), path, PANDA_HOME_Q).reachable
