@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 
 MATCH_THRESHOLD = 0.6  # cosine similarity (all-MiniLM-L6-v2) above which a goal names a sim task
 PLAN_THRESHOLD = 0.75  # ... above which a remembered plan is taken to be the goal's plan
+# Frame rate of the synthetic demos: 15 fps for short tasks; long-horizon ones (wash_pan: a 150 s episode)
+# are recorded at a lower rate so a demo stays near DEMO_FRAME_BUDGET frames (recording and grounding cost
+# is per frame). Grounding's thresholds are in metres and its debounce is 2 frames; its tracker carries a
+# held object with the hand from frame to frame, which at 5 fps lost the pan in 2 of 5 wash_pan demos
+# (lifted out of the sink), at 7.5 and 10 fps in none of those tried.
+DEMO_FPS_MAX, DEMO_FPS_MIN, DEMO_FRAME_BUDGET = 15.0, 7.5, 450.0
 
 
 # --- text similarity ---------------------------------------------------------------------------
@@ -219,6 +225,14 @@ def needs_demos_message(goal: str, closest: tuple[str | None, float] = (None, 0.
     return "\n".join(lines)
 
 
+def demo_fps(task: str) -> float:
+    """The frame rate the planner records a simulated task's demos at (see DEMO_FRAME_BUDGET)."""
+    from sim.tasks import get_task
+
+    seconds = float(get_task(task).episode_seconds)
+    return float(np.clip(DEMO_FRAME_BUDGET / max(seconds, 1e-6), DEMO_FPS_MIN, DEMO_FPS_MAX))
+
+
 def record_sim_demos(ctx: RunContext, task: str, n: int) -> list[str]:
     """Record `n` synthetic demonstrations of `task` into runs/<id>/demos (restarting a partial set)."""
     out = ctx.run_dir / "demos"
@@ -232,19 +246,20 @@ def record_sim_demos(ctx: RunContext, task: str, n: int) -> list[str]:
     t0 = time.time()
     seed = ctx.config.demo_seed
     workers = max(1, min(ctx.config.record_workers, n, os.cpu_count() or 1))
-    args = {"task": task, "n": n, "variant": "seen", "seed": seed, "out": str(out), "workers": workers}
+    fps = demo_fps(task)
+    args = {"task": task, "n": n, "variant": "seen", "seed": seed, "out": str(out), "workers": workers, "fps": fps}
     ctx.tracer.event("tool_call", tool="record_demos", args=args)
     if workers == 1:
         paths = []
         for i in range(n):
-            paths += record_demos(task=task, n=1, variant="seen", seed=seed + i, out=out)
+            paths += record_demos(task=task, n=1, variant="seen", seed=seed + i, out=out, fps=fps)
             ctx.tracer.say("planner", f"recorded demonstration {i + 1}/{n}")
     else:  # one demo per process: the recorder is mostly single-threaded; seeds as in the serial order
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(record_demos, task=task, n=1, variant="seen", seed=seed + i, out=out)
+            futures = [pool.submit(record_demos, task=task, n=1, variant="seen", seed=seed + i, out=out, fps=fps)
                        for i in range(n)]
             for k, _ in enumerate(as_completed(futures), 1):
                 ctx.tracer.say("planner", f"recorded demonstration {k}/{n}")

@@ -372,7 +372,9 @@ class Hand:
     def set_mocap(self, T_world_mocap: np.ndarray) -> None:
         self.T_world_mocap = np.asarray(T_world_mocap, dtype=float)
         self.data.mocap_pos[self.mocap_id] = self.T_world_mocap[:3, 3]
-        self.data.mocap_quat[self.mocap_id] = _quat_wxyz(Rotation.from_matrix(self.T_world_mocap[:3, :3]))
+        q = np.empty(4)  # runs at every physics step of a recording: mujoco's conversion, not scipy's
+        mujoco.mju_mat2Quat(q, np.ascontiguousarray(self.T_world_mocap[:3, :3]).ravel())
+        self.data.mocap_quat[self.mocap_id] = q
 
     def place(self, T_world_gripper: Pose | np.ndarray, closure: float | None = None) -> None:
         """Set the posture (if given) and put the mocap so the keypoint gripper frame is T_world_gripper."""

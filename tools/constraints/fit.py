@@ -28,7 +28,7 @@ from core.program import (
     Waypoints,
     Zigzag,
 )
-from tools.constraints.instantiate import matrices_at, sample_matrices
+from tools.constraints.instantiate import _vec, matrices_at, sample_matrices
 
 N_KEYPOINTS = 10
 MAX_NFEV = 40
@@ -97,6 +97,19 @@ def keypoints(mats: np.ndarray, n: int = N_KEYPOINTS, *, denoise: bool = True) -
 
 
 def program_keypoints(program: TrajectoryProgram, sizes: Sizes, n: int = N_KEYPOINTS, dense: int = 200) -> np.ndarray:
+    """n keypoints of a program at equal fractions of its own path.
+
+    A program that is one `waypoints` step through exactly n-1 points (the family fitted from n
+    keypoints) is taken at its vertices instead: its legs are chords of the demonstrated path between
+    consecutive keypoints and differ a lot in length where the path wiggles (scrubbing) and where it
+    is straight (carrying), so equal fractions of the polyline would fall between its points, not on
+    them, and report centimetres of error for a program through every keypoint."""
+    wp = program.steps[0] if len(program.steps) == 1 else None
+    if isinstance(wp, Waypoints) and len(wp.points) == n - 1:
+        pts = np.vstack([_vec(program.start.position, sizes), *[_vec(p, sizes)[None, :] for p in wp.points]])
+        legs = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+        if legs.sum() > 1e-9:
+            return matrices_at(program, sizes, np.concatenate([[0.0], np.cumsum(legs)]) / legs.sum())
     return keypoints(sample_matrices(program, sizes, dense), n, denoise=False)
 
 
