@@ -18,6 +18,8 @@ from core.geometry import Pose
 from sim.script import Grasp, Move, Release, Script, Wait
 from sim.tasks.base import SceneParams, Variant
 from sim.tasks.common import (
+    CYLINDER_Z_TO_X,
+    CYLINDER_Z_TO_Y,
     HANDLE_FRICTION,
     ArticulatedTask,
     KeepOut,
@@ -43,8 +45,6 @@ from sim.tasks.common import (
 if TYPE_CHECKING:
     from sim.world import SimWorld
 
-_Y_AXIS_TO_X = [math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0]  # rotates a cylinder's z axis onto x
-_Z_AXIS_TO_Y = [math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0]  # rotates a cylinder's z axis onto y
 # The gripper approaches handles pitched down by this much (a horizontal approach at table height
 # drives the Panda's wrist into its limits; 45 deg keeps the arm in a comfortable configuration).
 APPROACH_PITCH = math.radians(45.0)
@@ -110,7 +110,7 @@ class OpenDrawer(ArticulatedTask):
         add_geom(drawer, "box", [0.005, wi - 0.01, hh * 0.8], [depth - 0.005, 0, -hh * 0.2], drawer_rgba, mass=0.1)
         if handle == "bar":
             add_geom(drawer, "cylinder", [thick / 2, bar_len / 2], [-standoff, 0, 0], handle_rgba,
-                     quat=_Z_AXIS_TO_Y, mass=0.05, friction=HANDLE_FRICTION)
+                     quat=CYLINDER_Z_TO_Y, mass=0.05, friction=HANDLE_FRICTION)
             post_len = standoff - thick / 2
             for sgn in (-1, 1):
                 add_geom(drawer, "box", [post_len / 2, 0.006, 0.006], [-post_len / 2, sgn * (bar_len / 2 - 0.008), 0],
@@ -121,9 +121,9 @@ class OpenDrawer(ArticulatedTask):
             cap_r = thick / 2  # the fingers close across the cap: its diameter is the handle thickness
             cap_half = 0.012
             stem = standoff - cap_half
-            add_geom(drawer, "cylinder", [0.005, stem / 2], [-stem / 2, 0, 0], handle_rgba, quat=_Y_AXIS_TO_X,
+            add_geom(drawer, "cylinder", [0.005, stem / 2], [-stem / 2, 0, 0], handle_rgba, quat=CYLINDER_Z_TO_X,
                      mass=0.01)
-            add_geom(drawer, "cylinder", [cap_r, cap_half], [-standoff, 0, 0], handle_rgba, quat=_Y_AXIS_TO_X,
+            add_geom(drawer, "cylinder", [cap_r, cap_half], [-standoff, 0, 0], handle_rgba, quat=CYLINDER_Z_TO_X,
                      mass=0.03, friction=HANDLE_FRICTION)
             grasp_local = [-standoff, 0.0, 0.0]
             grasp_span = 0.0

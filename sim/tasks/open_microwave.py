@@ -20,6 +20,7 @@ from core.geometry import Pose
 from sim.script import Grasp, Move, Release, Script, Wait
 from sim.tasks.base import SceneParams, Variant
 from sim.tasks.common import (
+    CYLINDER_Z_TO_X,
     HANDLE_FRICTION,
     ArticulatedTask,
     KeepOut,
@@ -44,7 +45,6 @@ from sim.tasks.common import (
 if TYPE_CHECKING:
     from sim.world import SimWorld
 
-_Z_TO_X = [math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0]  # rotates a cylinder's z axis onto x
 # Handles are approached pitched down by 45 deg: a horizontal approach at these heights drives the
 # Panda's wrist into its joint limits.
 APPROACH_PITCH = math.radians(60.0)
@@ -133,9 +133,9 @@ class OpenMicrowave(ArticulatedTask):
             cap_r = thick / 2  # the fingers close across the cap: its diameter is the handle thickness
             stem = standoff - 0.012
             add_geom(door, "cylinder", [0.005, stem / 2], [-td / 2 - stem / 2, y_handle, 0], handle_rgba,
-                     quat=_Z_TO_X, mass=0.01)
+                     quat=CYLINDER_Z_TO_X, mass=0.01)
             add_geom(door, "cylinder", [cap_r, 0.012], [-td / 2 - standoff, y_handle, 0], handle_rgba,
-                     quat=_Z_TO_X, mass=0.03, friction=HANDLE_FRICTION)
+                     quat=CYLINDER_Z_TO_X, mass=0.03, friction=HANDLE_FRICTION)
             grasp_dz = 0.0
             grasp_span = 0.0
 

@@ -23,6 +23,7 @@ from core.geometry import Pose
 from sim.script import Grasp, Move, Release, Script, Wait
 from sim.tasks.base import SceneParams, Variant
 from sim.tasks.common import (
+    CYLINDER_Z_TO_X,
     HANDLE_FRICTION,
     ArticulatedTask,
     KeepOut,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 ON_ANGLE = math.radians(50.0)  # turned at least this far counts as "on"
 MAX_ANGLE = math.radians(95.0)  # the handle's end stop
 TURN_ANGLE = math.radians(75.0)  # how far the scripted solution turns it
-_Z_TO_X = [math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0]  # rotates a cylinder's z axis onto x
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def add_faucet(
     body = root.add_body(name=name, pos=[place.x, place.y, z0], quat=place.quat_wxyz())
     add_geom(body, "cylinder", [0.04 * s, 0.005], [0, 0, 0.005], body_rgba, mass=0.5)
     add_geom(body, "cylinder", [col_r, col_h / 2], [0, 0, col_h / 2], body_rgba, mass=0.3)
-    add_geom(body, "cylinder", [0.011, spout_len / 2], [-spout_len / 2, 0, spout_z], body_rgba, quat=_Z_TO_X,
+    add_geom(body, "cylinder", [0.011, spout_len / 2], [-spout_len / 2, 0, spout_z], body_rgba, quat=CYLINDER_Z_TO_X,
              mass=0.1)
     add_geom(body, "cylinder", [0.011, 0.015], [-spout_len + 0.011, 0, spout_z - 0.015], body_rgba, mass=0.02)
 
