@@ -27,11 +27,11 @@ from sim.tasks.base import SceneParams, Task, Variant
 if TYPE_CHECKING:
     from sim.world import SimWorld
 
-# Workspace the Panda reaches comfortably (matches sim.world's documented workspace).
 # MuJoCo (w, x, y, z) quaternions that lay a cylinder (axis along its z) along x or y.
 CYLINDER_Z_TO_X = [math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0]
 CYLINDER_Z_TO_Y = [math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0]
 
+# Workspace the Panda reaches comfortably (matches sim.world's documented workspace).
 WORKSPACE_X = (0.3, 0.75)
 WORKSPACE_Y = (-0.4, 0.4)
 
