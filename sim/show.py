@@ -18,7 +18,7 @@ import numpy as np
 
 import sim.render  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
 from sim.tasks import SceneParams, Task, get_task, parse_variant
-from sim.world import SimWorld, _unknown, base_spec
+from sim.world import SimWorld, base_spec, unknown_name_error
 
 
 def build_scene(
@@ -50,7 +50,7 @@ def check_camera(task: Task, world: SimWorld, camera: str | None) -> str:
     name = camera or task.camera_names[0]
     valid = [c for c in task.camera_names if c in world.camera_names] or world.camera_names
     if name not in world.camera_names:
-        raise _unknown("camera", name, valid)
+        raise unknown_name_error("camera", name, valid)
     return name
 
 

@@ -54,7 +54,7 @@ class SimNameError(VLMimicError, ValueError):
     """A body, joint or camera name that the world does not have (the message lists valid ones)."""
 
 
-def _unknown(kind: str, name: str, valid: Sequence[str]) -> SimNameError:
+def unknown_name_error(kind: str, name: str, valid: Sequence[str]) -> SimNameError:
     close = difflib.get_close_matches(name, list(valid), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     shown = ", ".join(sorted(valid)[:40]) + (" ..." if len(valid) > 40 else "")
@@ -217,7 +217,8 @@ class SimWorld:
         self.width, self.height = width, height
         missing = [n for n in labels if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, n) < 0]
         if missing:
-            raise _unknown("body for label", missing[0], self._names(mujoco.mjtObj.mjOBJ_BODY, self.model.nbody))
+            bodies = self._names(mujoco.mjtObj.mjOBJ_BODY, self.model.nbody)
+            raise unknown_name_error("body for label", missing[0], bodies)
         self.label_ids: dict[str, int] = {name: i + 1 for i, name in enumerate(FIXED_LABELS)}
         for name in labels:
             self.label_ids.setdefault(name, len(self.label_ids) + 1)
@@ -301,13 +302,13 @@ class SimWorld:
     def body_id(self, name: str) -> int:
         i = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
         if i < 0:
-            raise _unknown("body", name, self._names(mujoco.mjtObj.mjOBJ_BODY, self.model.nbody))
+            raise unknown_name_error("body", name, self._names(mujoco.mjtObj.mjOBJ_BODY, self.model.nbody))
         return i
 
     def joint_id(self, name: str) -> int:
         i = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)
         if i < 0:
-            raise _unknown("joint", name, self._names(mujoco.mjtObj.mjOBJ_JOINT, self.model.njnt))
+            raise unknown_name_error("joint", name, self._names(mujoco.mjtObj.mjOBJ_JOINT, self.model.njnt))
         return i
 
     @property
@@ -379,7 +380,7 @@ class SimWorld:
         if cam is None:
             i = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, name)
             if i < 0:
-                raise _unknown("camera", name, self.camera_names)
+                raise unknown_name_error("camera", name, self.camera_names)
             from sim.camera import SimCamera
 
             cam = SimCamera(self, name)

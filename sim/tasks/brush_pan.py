@@ -20,17 +20,19 @@ from core.geometry import Pose
 from sim.script import Grasp, Move, Release, Script, Wait
 from sim.tasks.base import SceneParams, Task, Variant
 from sim.tasks.common import KeepOut, add_distractors, add_views, human_duration, sample_color, sample_scale
-from sim.tasks.objects import (
+from sim.tasks.kitchen import (
     BRUSH_HANDLES,
     HANDLE_TYPES,
     BrushGeometry,
-    CoverageTracker,
     PanGeometry,
     add_brush,
     add_pan,
-    body_pose,
     brush_geometry,
     pan_geometry,
+)
+from sim.tasks.queries import (
+    CoverageTracker,
+    body_pose,
     sample_xy,
     top_down_gripper,
     wrap_half_turn,

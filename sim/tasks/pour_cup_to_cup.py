@@ -31,9 +31,11 @@ from sim.tasks.objects import (
     CUP_WALL,
     add_cup,
     add_liquid,
+    liquid_names,
+)
+from sim.tasks.queries import (
     body_pose,
     lifted,
-    liquid_names,
     sample_xy,
     top_down_gripper,
     wrap_half_turn,

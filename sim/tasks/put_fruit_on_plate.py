@@ -32,9 +32,11 @@ from sim.tasks.objects import (
     PLATE_THICKNESS,
     add_fruit,
     add_plate,
+    fruit_height,
+)
+from sim.tasks.queries import (
     body_pose,
     body_speed,
-    fruit_height,
     in_contact,
     pick_place_steps,
     sample_xy,

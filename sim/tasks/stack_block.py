@@ -19,6 +19,8 @@ from sim.tasks.base import SceneParams, Task, Variant
 from sim.tasks.common import PALETTE, add_views, human_duration, jitter_pose, sample_scale
 from sim.tasks.objects import (
     add_block,
+)
+from sim.tasks.queries import (
     body_pose,
     body_speed,
     in_contact,

@@ -32,10 +32,9 @@ from sim.subgoals import SubgoalTracker
 from sim.tasks.base import SceneParams, Task, Variant
 from sim.tasks.brush_pan import brushing_steps
 from sim.tasks.common import KeepOut, add_distractors, add_views, arc_path, human_duration, sample_color, sample_scale
-from sim.tasks.objects import (
+from sim.tasks.kitchen import (
     BRUSH_HANDLES,
     HANDLE_TYPES,
-    CoverageTracker,
     PanGeometry,
     RackGeometry,
     SinkGeometry,
@@ -43,11 +42,14 @@ from sim.tasks.objects import (
     add_pan,
     add_rack,
     add_sink,
-    body_pose,
     brush_geometry,
+    pan_geometry,
+)
+from sim.tasks.queries import (
+    CoverageTracker,
+    body_pose,
     in_contact,
     lifted,
-    pan_geometry,
     top_down_gripper,
     wrap_half_turn,
 )

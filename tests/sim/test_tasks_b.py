@@ -13,7 +13,13 @@ from sim.execute import run_solution
 from sim.script import Grasp, Move, Script
 from sim.show import build_scene
 from sim.tasks import TASKS
-from sim.tasks.objects import PLATE_THICKNESS, liquid_names, pan_geometry
+from sim.tasks.kitchen import (
+    pan_geometry,
+)
+from sim.tasks.objects import (
+    PLATE_THICKNESS,
+    liquid_names,
+)
 
 TASKS_B = ("put_fruit_on_plate", "stack_block", "pour_cup_to_cup", "brush_pan", "wash_pan")
 LABELS = {
