@@ -5,7 +5,7 @@ hand (sim/hand.py), asks the task for its demonstration `Script`, and plays it w
 motion while recording RGB-D frames, segmentation, hand keypoints and a separate ground-truth file
 into a demo folder (core/demo.py; written to a temp folder and renamed into place).
 
-Motion: every Move is one minimum-jerk (quintic) time scaling along the arc length of its path
+Motion (sim/hand_motion.py): every Move is one minimum-jerk (quintic) time scaling along the arc length of its path
 (linear position, slerped orientation between via poses), so the hand starts and stops smoothly
 and never stops at intermediate via poses. Per demo the rng draws a speed factor (0.85-1.2), a
 smooth path wobble (2-4 mm, 0.3-1 deg, zero at every segment end so grasp poses are exact), short
@@ -14,9 +14,9 @@ thumb-index pinch of the step's width and then activates a weld between the hand
 body; Release deactivates it and opens the hand. For an articulated part the weld drags the part
 along its joint physically.
 
-Ground truth (ground_truth.json, read only by bench/ and accuracy tests): per frame the world pose of
-every labelled body and the value of every hinge/slide joint inside labelled bodies; contact events
-[{frame, time, kind: begin|end, a, b}] for hand-object grasps/releases and for MuJoCo contacts
+Ground truth (sim/ground_truth.py; ground_truth.json, read only by bench/ and accuracy tests): per
+frame the world pose of every labelled body and the value of every hinge/slide joint inside labelled
+bodies; contact events [{frame, time, kind: begin|end, a, b}] for hand-object grasps/releases and for MuJoCo contacts
 between different labelled bodies (debounced over 2 frames); and the scripted gripper pose and
 width of every grasp (for the keypoint -> gripper contract check); and `success` / `subgoals`: the
 task's own success predicate on the final state (a demo that fails its task is worth knowing about).
@@ -24,226 +24,32 @@ task's own success predicate on the final state (a demo that fails its task is w
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import mujoco
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 import sim.render  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
 from core.demo import HAND_KEYPOINT_NAMES, DemoMeta, DemoWriter, HandTrack
-from core.errors import DemoFormatError, VLMimicError
-from core.geometry import Pose
+from core.errors import DemoFormatError
 from core.sensing import RGBDFrame
-from sim.hand import HAND_ROOT, PAD_BIT, Hand, add_hand, hand_kinematics
-from sim.script import Grasp, Move, Release, Script, Wait
+from sim.ground_truth import _GroundTruth
+from sim.hand import HAND_ROOT, PAD_BIT, Hand, add_hand
+from sim.hand_motion import DemonstrationError as DemonstrationError  # raised here too; callers catch it from here
+from sim.hand_motion import plan_motion
 from sim.show import build_scene, check_camera
 from sim.tasks import SceneParams, Task, get_task, parse_variant
-from sim.world import SimWorld
 
 WELD_PREFIX = "hand_weld_"
 SETTLE_S = 0.3  # physics time before recording so objects rest on the table
-CONTACT_DEBOUNCE_FRAMES = 2
 MIN_HAND_PIXELS = 30
 _MAX_FRAMES_IN_FLIGHT = 8
 
 
-class DemonstrationError(VLMimicError):
-    """A task's demonstration script cannot be played (e.g. grasps a body that is not a label)."""
-
-
-# --- motion ------------------------------------------------------------------------------------------
-
-
-def _rotvec_matrix(v: np.ndarray) -> np.ndarray:
-    """Rotation matrix of a rotation vector (Rodrigues' formula)."""
-    x, y, z = float(v[0]), float(v[1]), float(v[2])
-    th = math.sqrt(x * x + y * y + z * z)
-    if th < 1e-12:
-        return np.eye(3)
-    x, y, z = x / th, y / th, z / th
-    c, s_, C = math.cos(th), math.sin(th), 1.0 - math.cos(th)
-    return np.array([[c + x * x * C, x * y * C - z * s_, x * z * C + y * s_],
-                     [y * x * C + z * s_, c + y * y * C, y * z * C - x * s_],
-                     [z * x * C - y * s_, z * y * C + x * s_, c + z * z * C]])
-
-
-def min_jerk(tau: float) -> float:
-    """Quintic minimum-jerk time scaling s(tau) on [0, 1] with zero end velocity and acceleration."""
-    t = float(np.clip(tau, 0.0, 1.0))
-    return t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
-
-
-@dataclass
-class _Wobble:
-    """Smooth human wobble: a few sinusoids, windowed to vanish (with its slope) at both ends."""
-
-    amp_pos: np.ndarray  # (3,) metres
-    amp_rot: np.ndarray  # (3,) radians
-    freq: np.ndarray  # (6,) cycles per segment
-    phase: np.ndarray  # (6,)
-
-    @classmethod
-    def draw(cls, rng: np.random.Generator, pos_mm: float, rot_deg: float) -> _Wobble:
-        return cls(
-            amp_pos=rng.uniform(0.5, 1.0, 3) * pos_mm / 1000.0,
-            amp_rot=np.deg2rad(rng.uniform(0.3, 1.0, 3) * rot_deg),
-            freq=rng.uniform(0.5, 1.5, 6),
-            phase=rng.uniform(0.0, 2.0 * np.pi, 6),
-        )
-
-    def __call__(self, s: float) -> tuple[np.ndarray, np.ndarray]:
-        w = np.sin(np.pi * s) ** 2
-        v = np.sin(2.0 * np.pi * self.freq * s + self.phase) * w
-        return self.amp_pos * v[:3], self.amp_rot * v[3:]
-
-
-@dataclass
-class _Segment:
-    kind: str  # move | hold | close | open
-    t0: float
-    duration: float
-    poses: list[np.ndarray]  # 4x4; hold/close/open use poses[0]
-    c0: float
-    c1: float
-    target: str = ""
-    label: str = ""
-    wobble: _Wobble | None = None
-    _cum: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    _rots: Rotation | None = None
-    _rel: list[np.ndarray] = field(default_factory=list)
-    _mats: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
-
-    def __post_init__(self) -> None:
-        if self.kind == "move" and len(self.poses) > 1:
-            lengths = []
-            for a, b in zip(self.poses[:-1], self.poses[1:], strict=True):
-                dp = float(np.linalg.norm(b[:3, 3] - a[:3, 3]))
-                dr = float(np.linalg.norm((Rotation.from_matrix(a[:3, :3]).inv()
-                                           * Rotation.from_matrix(b[:3, :3])).as_rotvec()))
-                lengths.append(dp + 0.1 * dr + 1e-9)  # 10 cm per radian: pure rotations take time too
-            self._cum = np.concatenate([[0.0], np.cumsum(lengths)]) / sum(lengths)
-            self._rots = Rotation.from_matrix(np.array([p[:3, :3] for p in self.poses]))
-            self._rel = [(self._rots[i].inv() * self._rots[i + 1]).as_rotvec() for i in range(len(self.poses) - 1)]
-            self._mats = self._rots.as_matrix()
-
-    @property
-    def t1(self) -> float:
-        return self.t0 + self.duration
-
-    def at(self, t: float) -> tuple[np.ndarray, float]:
-        """(T_world_gripper, closure) at absolute time t within this segment."""
-        tau = 0.0 if self.duration <= 0 else (t - self.t0) / self.duration
-        s = min_jerk(tau)
-        closure = self.c0 + (self.c1 - self.c0) * s
-        if self.kind != "move" or len(self.poses) == 1:
-            return self.poses[-1 if self.kind == "move" else 0], closure
-        i = int(np.clip(np.searchsorted(self._cum, s, side="right") - 1, 0, len(self.poses) - 2))
-        f = (s - self._cum[i]) / max(self._cum[i + 1] - self._cum[i], 1e-12)
-        a, b = self.poses[i], self.poses[i + 1]
-        p = (1.0 - f) * a[:3, 3] + f * b[:3, 3]
-        # Plain numpy rotations (Rodrigues): this runs at every physics step, scipy's Rotation is ~10x slower.
-        R = self._mats[i] @ _rotvec_matrix(f * self._rel[i])
-        if self.wobble is not None:
-            dp, dr = self.wobble(s)
-            p = p + dp
-            R = _rotvec_matrix(dr) @ R
-        T = np.eye(4)
-        T[:3, :3] = R
-        T[:3, 3] = p
-        return T, closure
-
-
-@dataclass
-class Timeline:
-    """A script turned into timed segments of hand pose and finger closure."""
-
-    segments: list[_Segment]
-    grasps: list[dict]
-    pressing: bool = False  # no Grasp in the script: fingertips together, pads push moving parts
-
-    @property
-    def duration(self) -> float:
-        return self.segments[-1].t1 if self.segments else 0.0
-
-    def at(self, t: float) -> tuple[int, np.ndarray, float]:
-        """(segment index, T_world_gripper, closure) at time t (clamped to the timeline)."""
-        for i, seg in enumerate(self.segments):
-            if t < seg.t1 or i == len(self.segments) - 1:
-                return (i, *seg.at(min(t, seg.t1)))
-        raise AssertionError("empty timeline")
-
-
-def plan_motion(script: Script, rng: np.random.Generator, start: np.ndarray | None = None) -> Timeline:
-    """Turn a Script into a human-like timeline (speed, wobble, pauses drawn from `rng`)."""
-    kin = hand_kinematics()
-    moves = [s for s in script.steps if isinstance(s, Move)]
-    if not moves:
-        raise DemonstrationError("the demonstration script has no Move step")
-    speed = float(rng.uniform(0.85, 1.2))  # > 1 = slower person
-    pos_mm, rot_deg = float(rng.uniform(2.0, 4.0)), float(rng.uniform(0.3, 1.0))
-    if start is None:
-        # The hand comes in from where a person's hand rests: back along the first approach, a bit higher.
-        first = moves[0].path[0].matrix()
-        start = first.copy()
-        start[:3, 3] += -0.12 * first[:3, 2] + np.array([0.0, 0.0, 0.05]) + rng.uniform(-0.03, 0.03, 3)
-    segs: list[_Segment] = []
-    grasps: list[dict] = []
-    t = 0.0
-    pressing = not any(isinstance(s, Grasp) for s in script.steps)
-    # The hand's shape at the start: the width of a Release that precedes the first Move, else an open
-    # hand, or (pressing demonstrations) the fingertips together.
-    closure = 1.0 if pressing else 0.0
-    for s in script.steps:
-        if isinstance(s, Move):
-            break
-        if isinstance(s, Release):
-            closure = kin.closure_for_width(s.width)
-    pose, holding = start, ""
-
-    def add(kind: str, duration: float, poses: list[np.ndarray], c1: float, **kw) -> None:
-        nonlocal t
-        segs.append(_Segment(kind=kind, t0=t, duration=max(duration, 0.0), poses=poses, c0=closure, c1=c1, **kw))
-        t += max(duration, 0.0)
-
-    add("hold", float(rng.uniform(0.3, 0.6)), [pose], closure, label="idle")
-    for step in script.steps:
-        if isinstance(step, Move):
-            path = [p.matrix() for p in step.path]
-            add("move", step.duration * speed, [pose, *path], closure, label=step.label,
-                wobble=_Wobble.draw(rng, pos_mm, rot_deg))
-            pose = path[-1]
-        elif isinstance(step, Wait):
-            add("hold", step.duration, [pose], closure, label="wait")
-        elif isinstance(step, Grasp):
-            if holding:
-                raise DemonstrationError(f"Grasp({step.target!r}) while still holding {holding!r}")
-            add("hold", float(rng.uniform(0.1, 0.3)), [pose], closure, label="before_grasp")
-            c1 = kin.closure_for_width(step.width) if step.width > 0 else 1.0
-            add("close", float(rng.uniform(0.3, 0.45)), [pose], c1, target=step.target, label="grasp")
-            closure = c1
-            grasps.append({"time": t, "target": step.target, "width": float(step.width),
-                           "T_world_gripper": Pose.from_matrix(pose).model_dump(mode="json")})
-            holding = step.target
-            add("hold", float(rng.uniform(0.15, 0.3)), [pose], closure, label="settle")
-        elif isinstance(step, Release):
-            c1 = kin.closure_for_width(step.width)
-            if holding or abs(c1 - closure) > 1e-6:
-                add("open", float(rng.uniform(0.3, 0.45)), [pose], c1, target=holding, label="release")
-                closure = c1
-                if holding:
-                    add("hold", float(rng.uniform(0.1, 0.3)), [pose], closure, label="after_release")
-                holding = ""
-    add("hold", 0.5, [pose], closure, label="end")
-    return Timeline(segments=segs, grasps=grasps, pressing=pressing)
-
-
-# --- scene with hand -------------------------------------------------------------------------------
+# --- the hand and its welds --------------------------------------------------------------------------
 
 
 def _moving_part_geoms(spec: mujoco.MjSpec, labels: list[str]) -> list[mujoco.MjsGeom]:
@@ -277,96 +83,6 @@ def _add_hand_and_welds(spec: mujoco.MjSpec, task: Task, params: SceneParams) ->
         eq.name2 = label
         eq.active = False
         eq.solref = [0.01, 1.0]
-
-
-def _body_labels(model: mujoco.MjModel, labels: list[str]) -> np.ndarray:
-    """Per body: index into `labels` of its nearest labelled ancestor (itself included), else -1."""
-    out = np.full(model.nbody, -1, dtype=np.int32)
-    index = {n: i for i, n in enumerate(labels)}
-    for b in range(model.nbody):
-        i = b
-        while i > 0:
-            name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) or ""
-            if name in index:
-                out[b] = index[name]
-                break
-            i = int(model.body_parentid[i])
-    return out
-
-
-class _GroundTruth:
-    """Collects body poses, articulation values and debounced contact events while recording."""
-
-    def __init__(self, world: SimWorld, labels: list[str]) -> None:
-        self.world = world
-        m = world.model
-        self.body_ids = [world.body_id(n) for n in labels]
-        self.geom_label = _body_labels(m, labels)[m.geom_bodyid]
-        self.labels = [*labels, "hand"]  # hand pads touching moving parts (pressing demonstrations)
-        self.geom_label[world.geom_label == world.label_ids["hand"]] = len(labels)
-        self.joints = []
-        body_lab = _body_labels(m, labels)
-        for j in range(m.njnt):
-            if int(m.jnt_type[j]) in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
-                if body_lab[m.jnt_bodyid[j]] >= 0:
-                    self.joints.append((mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}",
-                                        int(m.jnt_qposadr[j])))
-        self.frames: list[dict] = []
-        self.events: list[dict] = []
-        self._seen: set[tuple[str, str]] = set()  # pairs touching since the last frame
-        self._state: dict[tuple[str, str], bool] = {}
-        self._streak: dict[tuple[str, str], int] = {}
-        self._pending_start: dict[tuple[str, str], tuple[int, float]] = {}
-
-    def sample_contacts(self) -> None:
-        d = self.world.data
-        n = d.ncon
-        if n == 0:
-            return
-        g1 = self.geom_label[d.contact.geom1[:n]]
-        g2 = self.geom_label[d.contact.geom2[:n]]
-        mask = (g1 >= 0) & (g2 >= 0) & (g1 != g2) & (d.contact.dist[:n] <= 0.0)
-        for a, b in zip(g1[mask], g2[mask], strict=True):
-            na, nb = self.labels[a], self.labels[b]
-            self._seen.add((na, nb) if (na < nb or na == "hand") and nb != "hand" else (nb, na))
-
-    def hand_event(self, frame: int, time: float, kind: str, target: str) -> None:
-        self.events.append({"frame": frame, "time": round(time, 6), "kind": kind, "a": "hand", "b": target})
-
-    def record_frame(self, i: int, time: float) -> None:
-        d = self.world.data
-        bodies = {}
-        for name, b in zip(self.labels[:-1], self.body_ids, strict=True):
-            w, x, y, z = d.xquat[b]
-            bodies[name] = {"position": [float(v) for v in d.xpos[b]], "quaternion": [float(x), float(y), float(z),
-                                                                                       float(w)]}
-        joints = {name: float(d.qpos[adr]) for name, adr in self.joints}
-        self.frames.append({"frame": i, "time": round(time, 6), "bodies": bodies, "joints": joints})
-        # Debounce: a pair changes state only after CONTACT_DEBOUNCE_FRAMES consistent frames; the event is
-        # stamped at the first frame of the new state.
-        for pair in set(self._state) | self._seen:
-            now = pair in self._seen
-            if self._state.get(pair, False) == now:
-                self._streak.pop(pair, None)
-                self._pending_start.pop(pair, None)
-                continue
-            self._streak[pair] = self._streak.get(pair, 0) + 1
-            self._pending_start.setdefault(pair, (i, time))
-            if self._streak[pair] >= CONTACT_DEBOUNCE_FRAMES or (i == 0 and now):
-                f0, t0 = self._pending_start.pop(pair)
-                self._streak.pop(pair, None)
-                self._state[pair] = now
-                self.events.append({"frame": f0, "time": round(t0, 6), "kind": "begin" if now else "end",
-                                    "a": pair[0], "b": pair[1]})
-        self._seen = set()
-
-    def result(self, extra: dict) -> dict:
-        events = sorted(self.events, key=lambda e: (e["frame"], e["kind"] != "end", e["a"], e["b"]))
-        return {**extra, "labels": self.labels[:-1], "joints": [n for n, _ in self.joints], "frames": self.frames,
-                "contacts": events}
-
-
-# --- recording ---------------------------------------------------------------------------------------
 
 
 def _project(frame: RGBDFrame, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from agents.planner import DEMO_FPS_MAX, DEMO_FPS_MIN, demo_fps
-from sim.demonstrator import SETTLE_S, _add_hand_and_welds, _rotvec_matrix, plan_motion
+from sim.demonstrator import SETTLE_S, _add_hand_and_welds
+from sim.hand_motion import _rotvec_matrix, plan_motion
 from sim.script import Move, Wait
 from sim.show import build_scene
 

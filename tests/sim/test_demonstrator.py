@@ -14,8 +14,9 @@ import sim.render
 from core.demo import HAND_KEYPOINT_NAMES, DemoReader, read_ground_truth
 from core.errors import VLMimicError
 from core.geometry import Pose
-from sim.demonstrator import Timeline, min_jerk, plan_motion, record_demo, record_demos
+from sim.demonstrator import record_demo, record_demos
 from sim.hand import HAND_ROOT, PAD_BIT, Hand, add_hand, hand_kinematics
+from sim.hand_motion import Timeline, min_jerk, plan_motion
 from sim.script import Grasp, Move, Release, Script, Wait
 from tools.perception.hands import gripper_from_keypoints
 
@@ -275,7 +276,7 @@ def test_pressing_demo_presses_the_button_physically(tmp_path: Path) -> None:
 
 
 def test_ground_truth_records_object_contacts_debounced_and_object_poses() -> None:
-    from sim.demonstrator import _GroundTruth
+    from sim.ground_truth import _GroundTruth
     from sim.world import SimWorld, base_spec
 
     spec = base_spec(with_robot=False)
