@@ -195,6 +195,10 @@ def to_bindings(answer: Any, candidate: Any) -> list[StepBinding]:
         out.append(StepBinding(index=i, text=st.subtask, skill_id=st.skill_id, phase=str(st.phase),
                                master=st.master, slave=st.slave,
                                demo_master=d.master if d else None, demo_slave=d.slave if d else None))
+    # A held object that the next manipulation step uses again stays in the hand between the two.
+    for cur, nxt in zip(out, out[1:], strict=False):
+        cur.keep_holding = (cur.phase == "manipulation" and nxt.phase == "manipulation"
+                            and cur.slave is not None and cur.slave == nxt.slave)
     return out
 
 

@@ -62,6 +62,8 @@ class StepBinding(BaseModel):
     slave: str | None = Field(None, description="scene object held while acting (manipulation)")
     demo_master: str | None = Field(None, description="object name in the demonstrations")
     demo_slave: str | None = None
+    keep_holding: bool = Field(False, description="the next step acts with the same held object: "
+                               "do not release it at the end of this one (e.g. carry the brush to the pan, then scrub)")
 
 
 class StepResult(BaseModel):

@@ -85,3 +85,23 @@ def test_a_plan_whose_objects_the_scene_lacks_is_not_executed(tmp_path: Path) ->
     assert [c["question"] for c in calls] == ["plan"]
     assert {o["name"] for o in calls[0]["input"]["scene"]} >= {"cabinet", "drawer"}
     ctx.close()
+
+
+def test_a_held_tool_stays_in_hand_only_between_steps_that_use_it_again() -> None:
+    from agents.planner import to_bindings
+    from agents.reasoning.questions import PlanAnswer, PlanCandidate
+    from core.grounding import Phase
+    from core.skills import PlanStep
+
+    def st(i: int, text: str, phase: Phase, master: str, slave: str | None) -> PlanStep:
+        return PlanStep(index=i, subtask=text, skill_id=f"s{i}", phase=phase, master=master, slave=slave)
+
+    steps = [st(0, "grasp the brush", Phase.grasping, "brush", None),
+             st(1, "move the brush to the pan", Phase.manipulation, "pan", "brush"),
+             st(2, "use the brush on the pan", Phase.manipulation, "pan", "brush"),
+             st(3, "put the brush down by the rack", Phase.manipulation, "rack", "brush"),
+             st(4, "grasp the pan", Phase.grasping, "pan", None),
+             st(5, "move the pan to the rack", Phase.manipulation, "rack", "pan")]
+    cand = PlanCandidate(task="t", goal="g", score=1.0, steps=steps)
+    bound = to_bindings(PlanAnswer(found=True, task="t", steps=steps), cand)
+    assert [b.keep_holding for b in bound] == [False, True, True, False, False, False]
