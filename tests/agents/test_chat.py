@@ -77,3 +77,28 @@ def test_goals_run_until_end_of_input(memory: Path, monkeypatch: pytest.MonkeyPa
     assert res.output.count("robot> done.") == 2
     assert adapter.calls == [0, 1, 0, 1]
     assert "on it: place the block into the box" in res.output
+
+
+def test_llm_intents_come_from_the_endpoint_and_rules_take_over_when_it_fails(
+    memory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.agents.reasoning.fake_openai import FakeOpenAI
+
+    key = "sk-chat-secret-42"
+    with FakeOpenAI() as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+        monkeypatch.setenv("VLMIMIC_LLM__MAX_RETRIES", "0")
+        # The model hears "tell me your tricks" as a capabilities question (the rules would call it a goal),
+        # then the endpoint fails once (the rules decide, and the chat says so), then it answers "quit".
+        srv.replies = [{"content": '{"kind": "capabilities", "goal": "", "target": ""}'},
+                       {"status": 500},
+                       {"content": '{"kind": "quit", "goal": "", "target": ""}'}]
+        res = runner.invoke(app, ["chat", "--reasoner", "llm"], input="tell me your tricks\nwhat can you do?\nbye\n")
+    assert res.exit_code == 0, res.output
+    assert len(srv.requests) == 3
+    assert "tell me your tricks" in str(srv.requests[0]["messages"])
+    assert res.output.count("put the block in the box") == 2, "both questions listed the plans in memory"
+    assert "LLM intent failed" in res.output and "using rules" in res.output
+    assert res.output.rstrip().endswith("bye")
+    assert key not in res.output
