@@ -9,10 +9,18 @@ Pipeline, one pass over the frames:
 3. per frame: 6-D pose of every object by ICP (prior carried by the hand while it touches the
    object), and pairwise hand-object / object-object distances;
 4. contact events (2 cm), grasps (hand contacts that move the object), segments (short hand paths
-   dropped), parents of moving parts, first-frame relations;
+   dropped; a hold cut at a tool use, tools.perception.parsing.split_hold), parents of moving
+   parts, first-frame relations, landmarks (objects that never moved: `fixed_objects`);
 5. the reasoner answers the typed questions: the task (TaskQuestion -> TaskRecognition) and each
    segment's phase, master, slave and text (SegmentQuestion -> SegmentLabel);
 6. interactions: T_object_gripper for grasps, T_master_slave(t) (+ T_slave_gripper) for manipulations.
+
+A held object's pose follows the hand while the hand is closed on it; once the hand opens
+(`OPENING_M` wider than its grip) ICP tracks it again, so the last millimetres of a set-down (the
+pan dropping into the sink at the release) are seen at the release, not when the hand leaves.
+
+The output carries `GROUNDER_VERSION`; `is_current(folder)` tells whether a grounded/ folder was
+written by this version and `load_or_ground(demo)` re-grounds stale ones.
 
 The grounder never opens the demo's ground_truth.json (a test enforces it). The default reasoner
 is `OfflineGroundingReasoner`, the deterministic geometric rules of tools/perception/labelling.py.
@@ -20,6 +28,7 @@ is `OfflineGroundingReasoner`, the deterministic geometric rules of tools/percep
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
@@ -32,6 +41,8 @@ from scipy.spatial import cKDTree
 from core.errors import DemoFormatError
 from core.geometry import Pose, invert_transform, rotation_angle
 from core.grounding import (
+    GROUNDED_DIR,
+    GROUNDED_JSON,
     ContactEvent,
     GraspInteraction,
     GroundedDemo,
@@ -51,6 +62,7 @@ from tools.perception import labelling, renders
 from tools.perception.hands import GripperTrack, HandTracker, gripper_from_hand, make_hand_tracker
 from tools.perception.parsing import (
     CLOSE_M,
+    CONTACT_THRESHOLD_M,
     HAND,
     TABLE,
     DistanceRecorder,
@@ -59,7 +71,9 @@ from tools.perception.parsing import (
     contact_events,
     find_grasps,
     hand_events,
+    pair_key,
     segment_video,
+    support_completed,
 )
 from tools.perception.pointcloud import cloud_from_mask, remove_outliers, voxel_downsample
 from tools.perception.readers import open_demo
@@ -70,6 +84,12 @@ MIN_OBJECT_POINTS = 30
 HAND_VOXEL_M = 0.006
 HELD_ICP_GAIN = 0.05  # inlier-fraction gain ICP needs to override the hand-carried pose of a held object
 HAND_CARRY_M = 0.03  # the hand's motion carries an object's pose prior while closer than this
+OPENING_M = 0.004  # a closed hand this much wider than its grip is letting go of the object
+FIXED_M = 0.02  # an object that never moves this far (nor turns FIXED_DEG) in the demo is a landmark
+FIXED_DEG = 10.0
+# Stamped into grounded/grounded.json; bump it whenever grounding output changes so stale folders
+# are re-grounded (is_current). 2: tool-use split of holds, landmark master for table put-downs.
+GROUNDER_VERSION = "2"
 
 
 @runtime_checkable
@@ -158,6 +178,7 @@ def ground(
     rec: DistanceRecorder | None = None
     anchors: dict[str, np.ndarray | None] = {}
     near_width: dict[str, float | None] = {}
+    hold_min: dict[str, float] = {}  # the hand's narrowest opening while closed on an object
     prev_clouds: dict[str, np.ndarray] = {}
     first_frame = None
     cam_pos = source.T_world_camera[:3, 3]
@@ -183,7 +204,10 @@ def ground(
                                             viewpoint=cam_pos)
                 poses[o][0] = d.T_world_object.matrix()
                 valid[o][0] = True
-            rec = DistanceRecorder({o: tr.model for o, tr in trackers.items()}, n, table_z=first.table_z)
+            rec = DistanceRecorder(
+                {o: support_completed(tr.model, poses[o][0], first.table_z) for o, tr in trackers.items()}, n,
+                table_z=first.table_z,
+            )
         else:
             assert rec is not None
             for o, tr in trackers.items():
@@ -196,7 +220,16 @@ def ground(
                 elif near_width.get(o) is None:
                     near_width[o] = float(gripper.width[i - 1])
                 nw = near_width.get(o)
-                holding = nw is not None and float(gripper.width[i - 1]) <= nw - CLOSE_M and gripper.visible[i]
+                closed = nw is not None and float(gripper.width[i - 1]) <= nw - CLOSE_M and gripper.visible[i]
+                if closed:
+                    hold_min[o] = min(hold_min.get(o, np.inf), float(gripper.width[i - 1]))
+                else:
+                    hold_min.pop(o, None)
+                # the hand opening (wider than its grip by OPENING_M) lets go: from this frame on the object
+                # settles on its own (the last millimetres of a set-down) and ICP, not the hand, tracks it
+                holding = closed and float(gripper.width[i]) <= hold_min[o] + OPENING_M
+                if closed and not holding:
+                    anchors[o] = None
                 if holding:
                     # The hand closed on the object: its pose relative to the hand at that moment carries
                     # the prior (anchored, so ICP slips along symmetric shapes -- a cup about its axis --
@@ -223,17 +256,11 @@ def ground(
 
     t0 = time.perf_counter()
     objects = sorted(first.descriptors)
-    hand_iv = find_grasps(rec, poses, width=gripper.width)
-    # events: object-object (and object-table) 2 cm crossings, plus the hand's refined grasp/push spans
-    events = [e for e in contact_events(rec, times) if HAND not in (e.a, e.b)] + hand_events(hand_iv, times)
-    events.sort(key=lambda e: (e.frame, e.a, e.b))
-    raw = segment_video(hand_iv, gripper.grasp_point, n, events, object_poses=poses)
-    parents = labelling.find_parents([first.descriptors[o] for o in objects], first.clouds)
-    for part, parent in parents.items():
-        first.descriptors[part] = first.descriptors[part].model_copy(update={"parent": parent})
+    hand_iv, events, raw, parents = _parse(rec, poses, gripper, times, n, first)
     descriptors = [first.descriptors[o] for o in objects]
     relations = labelling.spatial_relations(descriptors, first.clouds)
     recognition = reasoner.recognise_task(TaskQuestion(task_hint=meta.task, objects=descriptors, relations=relations))
+    fixed = fixed_objects(poses, objects, parents)
     timings["parsing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -244,7 +271,8 @@ def ground(
     key_frames = {i: source.frame(i) for i in need}
     with tempfile.TemporaryDirectory(prefix="vlmimic-ground-") as tmp:
         for k, r in enumerate(raw):
-            q = _segment_question(k, r, recognition.task, descriptors, parents, hand_iv, poses, events, first)
+            q = _segment_question(k, r, recognition.task, descriptors, parents, hand_iv, poses, events, first,
+                                  rec=rec, fixed=fixed)
             img_name = f"renders/segment_{k:02d}.png"
             png = _render_raw(r, key_frames, gripper, poses)
             (Path(tmp) / f"segment_{k:02d}.png").write_bytes(png)
@@ -283,6 +311,7 @@ def ground(
         events=events,
         sources=sources,
         timings_s={k: round(v, 4) for k, v in timings.items()},
+        grounder_version=GROUNDER_VERSION,
         tracks=Tracks(
             times=times,
             object_poses={o: poses[o] for o in objects},
@@ -295,6 +324,62 @@ def ground(
     if save:
         gd.save(source.dir, extra_files=files)
     return gd
+
+
+def _parse(
+    rec: DistanceRecorder, poses: dict[str, np.ndarray], gripper: GripperTrack, times: np.ndarray, n: int,
+    first: _Frame0,
+) -> tuple[list[HandInterval], list[ContactEvent], list[RawSegment], dict[str, str]]:
+    """Hand intervals, contact events, raw segments and parents; sets the descriptors' parents."""
+    objects = sorted(first.descriptors)
+    hand_iv = find_grasps(rec, poses, width=gripper.width)
+    # events: object-object (and object-table) 2 cm crossings, plus the hand's refined grasp/push spans
+    events = [e for e in contact_events(rec, times) if HAND not in (e.a, e.b)] + hand_events(hand_iv, times)
+    events.sort(key=lambda e: (e.frame, e.a, e.b))
+    raw = segment_video(hand_iv, gripper.grasp_point, n, events, object_poses=poses, distances=rec.d)
+    parents = labelling.find_parents([first.descriptors[o] for o in objects], first.clouds)
+    for part, parent in parents.items():
+        first.descriptors[part] = first.descriptors[part].model_copy(update={"parent": parent})
+    return hand_iv, events, raw, parents
+
+
+def fixed_objects(poses: dict[str, np.ndarray], objects: list[str], parents: dict[str, str]) -> list[str]:
+    """Objects that stayed put over the whole demo (< `FIXED_M` and < `FIXED_DEG` from frame 0), parts excluded.
+
+    These are the landmarks a free object put down on the bare table is placed relative to.
+    """
+    out = []
+    for o in objects:
+        if o in parents or o not in poses:
+            continue
+        P = poses[o]
+        dt = float(np.max(np.linalg.norm(P[:, :3, 3] - P[0, :3, 3], axis=1)))
+        dr = max(rotation_angle(P[0, :3, :3], T[:3, :3]) for T in P[:: max(1, len(P) // 200)])
+        if dt < FIXED_M and dr < np.deg2rad(FIXED_DEG):
+            out.append(o)
+    return out
+
+
+def is_current(grounded_dir: Path) -> bool:
+    """True when `grounded_dir` (a demo folder or its grounded/ folder) was written by this grounder version.
+
+    A missing or different `grounder_version` stamp (or no/unreadable grounded.json) means the folder
+    is stale: ground the demo again rather than reuse it.
+    """
+    p = Path(grounded_dir)
+    js = p / GROUNDED_JSON if (p / GROUNDED_JSON).is_file() else p / GROUNDED_DIR / GROUNDED_JSON
+    try:
+        data = json.loads(js.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("grounder_version") == GROUNDER_VERSION
+
+
+def load_or_ground(demo_dir: Path, reasoner: GroundingReasoner | None = None) -> GroundedDemo:
+    """The demo's grounded/ folder when it is current (`is_current`), else a fresh grounding (saved)."""
+    if is_current(demo_dir):
+        return GroundedDemo.load(demo_dir)
+    return ground(Path(demo_dir), reasoner)
 
 
 def _best_of(tr: ObjectTracker, pts: np.ndarray, carried: np.ndarray, static: np.ndarray) -> TrackStep:
@@ -361,6 +446,7 @@ def _grid(shape: tuple[int, int], stride: int) -> np.ndarray:
 def _segment_question(
     k: int, r: RawSegment, task: str, descriptors: list[ObjectDescriptor], parents: dict[str, str],
     hand_iv: list[HandInterval], poses: dict[str, np.ndarray], events: list[ContactEvent], first: _Frame0,
+    rec: DistanceRecorder | None = None, fixed: list[str] | None = None,
 ) -> SegmentQuestion:
     s, e = r.start_frame, r.end_frame
 
@@ -375,7 +461,7 @@ def _segment_question(
     rotated = {o: float(np.rad2deg(rotation_angle(poses[o][s, :3, :3], poses[o][e, :3, :3]))) for o in names}
     q = SegmentQuestion(
         task=task, segment_index=k, start_frame=s, end_frame=e, objects=descriptors,
-        moved_m=moved_m, rotated_deg=rotated, parents=parents,
+        moved_m=moved_m, rotated_deg=rotated, parents=parents, fixed_objects=list(fixed or []),
     )
     if r.kind == "reach":
         q.grasped_at_end = r.target
@@ -389,6 +475,11 @@ def _segment_question(
     obj = r.target
     q.held_before = obj
     q.held_after = held(e)
+    q.hold_part = r.part  # type: ignore[assignment]
+    q.hold_partner = r.partner
+    if q.held_after is None and rec is not None and pair_key(TABLE, obj) in rec.d:
+        dz = rec.series(TABLE, obj)[max(0, e - 2) : e + 3]
+        q.released_on_table = bool(np.isfinite(dz).any() and float(np.nanmedian(dz)) < CONTACT_THRESHOLD_M)
     by = {d.name: d for d in descriptors}
     # where the held object ends up relative to every other object (poses carried from frame 0)
     cloud_o = _posed_cloud(first, obj, poses[obj][0], poses[obj][e])
@@ -403,6 +494,8 @@ def _segment_question(
         if rel is not None:
             q.end_relations[other] = rel
         d = float(np.min(cKDTree(cloud_b).query(cloud_o, k=1)[0])) if len(cloud_o) and len(cloud_b) else np.inf
+        if np.isfinite(d):
+            q.end_distances_m[other] = round(d, 4)
         if d < nearest_d:
             nearest, nearest_d = other, d
     q.approach_target = nearest

@@ -162,6 +162,17 @@ class SegmentQuestion(BaseModel):
         None, description="for a held moving part: change of its distance from the parent's centre (+ = away)"
     )
     parents: dict[str, str] = Field(default_factory=dict, description="moving part -> parent body")
+    hold_part: Literal["to", "on", "away"] | None = Field(
+        None, description="a hold cut at a tool use: carried to `hold_partner`, used on it, or carried away from it"
+    )
+    hold_partner: str | None = Field(None, description="the object the held one is used on (a cut hold)")
+    fixed_objects: list[str] = Field(
+        default_factory=list, description="objects that stayed put during the whole demo (landmarks; not moving parts)"
+    )
+    end_distances_m: dict[str, float] = Field(
+        default_factory=dict, description="held object's surface distance to each other object at the segment end"
+    )
+    released_on_table: bool = Field(False, description="the held object is let go at the end, resting on the table")
     image_paths: list[str] = Field(default_factory=list)
 
 
@@ -206,6 +217,9 @@ class GroundedDemo(BaseModel):
         description='where each result came from, e.g. {"segmenter": "perfect segmenter (simulator channel)"}',
     )
     timings_s: dict[str, float] = Field(default_factory=dict)
+    grounder_version: str = Field(
+        "", description="the grounder's version stamp (agents.grounder.GROUNDER_VERSION); '' = written before stamps"
+    )
     tracks: Tracks | None = Field(None, exclude=True)
 
     def object(self, name: str) -> ObjectDescriptor:

@@ -163,3 +163,41 @@ def test_cli_prints_the_segments(demo: Path, tmp_path: Path) -> None:
     assert "perfect segmenter" in out
     bad = CliRunner().invoke(app, ["ground", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "no such demo folder" in " ".join(bad.output.split())
+
+
+def test_grounded_output_is_stamped_and_stale_folders_are_not_current(
+    demo: Path, grounded: GroundedDemo, tmp_path: Path
+) -> None:
+    import json
+
+    from agents.grounder import GROUNDER_VERSION, is_current, load_or_ground
+
+    assert grounded.grounder_version == GROUNDER_VERSION
+    assert is_current(demo) and is_current(demo / GROUNDED_DIR)
+    copy = tmp_path / "copy"
+    shutil.copytree(demo, copy)
+    js = copy / GROUNDED_DIR / "grounded.json"
+    data = json.loads(js.read_text())
+    for stale in ("0", None):  # an older stamp, or none at all (written before stamps)
+        if stale is None:
+            data.pop("grounder_version")
+        else:
+            data["grounder_version"] = stale
+        js.write_text(json.dumps(data))
+        assert not is_current(copy)
+    assert not is_current(tmp_path / "nowhere")
+    again = load_or_ground(copy)  # stale: grounded afresh and rewritten with the current stamp
+    assert again.grounder_version == GROUNDER_VERSION and is_current(copy)
+
+
+def test_landmarks_are_the_objects_that_never_moved_and_not_moving_parts() -> None:
+    from agents.grounder import fixed_objects
+
+    n = 20
+    still = np.tile(np.eye(4), (n, 1, 1))
+    carried = still.copy()
+    carried[10:, 0, 3] = 0.3
+    jostled = still.copy()
+    jostled[5:, 1, 3] = 0.004  # a few millimetres: still a landmark
+    poses = {"sink": still, "pan": carried, "rack": jostled, "faucet_handle": still.copy()}
+    assert fixed_objects(poses, sorted(poses), {"faucet_handle": "faucet"}) == ["rack", "sink"]

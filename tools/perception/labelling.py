@@ -13,6 +13,12 @@ functions; an LLM reasoner answers the same typed questions from text and images
   master = its parent for a moving part, else the object it ends on/in, else the object it
   touched most, else the nearest object); a push (the hand moves an object without closing on
   it) is *manipulation* with slave "hand" and master the pushed object.
+- tool use (a hold cut by tools.perception.parsing.split_hold): "move the <tool> to the <object>"
+  (part "to") and "use the <tool> on the <object>" (part "on"), both with master the object used on.
+- put down on the bare table (let go resting on the table, on/in nothing labelled): master = the
+  landmark, the nearest object that stayed put during the whole demo (`fixed_objects`: not a
+  moving part, not the held object); text "put the <held> down by the <landmark>". The trajectory
+  is then the held object in the landmark's frame, which transfers to another scene.
 """
 
 from __future__ import annotations
@@ -158,6 +164,11 @@ def label_segment(question: SegmentQuestion) -> SegmentLabel:
         return SegmentLabel(text=f"{verb} the {pretty(held)} of the {pretty(parent)}", phase=Phase.manipulation,
                             master=parent, slave=held)
     others = [o.name for o in q.objects if o.name != held and q.parents.get(o.name) != held]
+    partner = q.hold_partner if q.hold_partner in others else None
+    if q.hold_part in ("to", "on") and partner is not None:
+        text = (f"move the {pretty(held)} to the {pretty(partner)}" if q.hold_part == "to"
+                else f"use the {pretty(held)} on the {pretty(partner)}")
+        return SegmentLabel(text=text, phase=Phase.manipulation, master=partner, slave=held)
     master = None
     for rel in ("on", "in"):
         cands = [o for o in others if q.end_relations.get(o) == rel]
@@ -165,6 +176,11 @@ def label_segment(question: SegmentQuestion) -> SegmentLabel:
             master = cands[0]
             text = f"{'place' if rel == 'on' else 'put'} the {pretty(held)} {rel} the {pretty(master)}"
             break
+    if master is None and q.released_on_table:
+        landmark = nearest_landmark(q, held)
+        if landmark is not None:
+            return SegmentLabel(text=f"put the {pretty(held)} down by the {pretty(landmark)}",
+                                phase=Phase.manipulation, master=landmark, slave=held)
     if master is None:
         counts = {o: c for o, c in q.contact_counts.items() if o in others and c > 0}
         if counts:
@@ -176,3 +192,15 @@ def label_segment(question: SegmentQuestion) -> SegmentLabel:
     # the master of a free object is the fixed body, not a moving part of it
     master = q.parents.get(master, master) if q.end_relations.get(master) not in ("on", "in") else master
     return SegmentLabel(text=text, phase=Phase.manipulation, master=master, slave=held)
+
+
+def nearest_landmark(q: SegmentQuestion, held: str) -> str | None:
+    """The fixed object nearest to the held one at the segment end (None without fixed objects).
+
+    Candidates: `q.fixed_objects` less the held object, its parts and any moving part; distance:
+    `q.end_distances_m` (objects without a distance come last, in name order).
+    """
+    cands = [o for o in q.fixed_objects if o != held and o not in q.parents and q.parents.get(o) != held]
+    if not cands:
+        return None
+    return min(sorted(cands), key=lambda o: q.end_distances_m.get(o, float("inf")))

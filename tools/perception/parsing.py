@@ -2,7 +2,9 @@
 
 - Distances: per frame, the smallest point-to-point distance between the hand's cloud and each
   object's cloud, and between every pair of objects (KD-trees on voxel-downsampled clouds); the
-  distance of an object to the table is its lowest point's height above the table top.
+  distance of an object to the table is its lowest point's height above the table top. The
+  models of objects resting on the table are closed down to it (`support_completed`): the camera
+  never sees their undersides.
 - Contact events: a pair is in contact while its distance is below 2 cm (`CONTACT_THRESHOLD_M`);
   a state change must persist `min_frames` frames (debounce). Frames where a cloud is missing hold
   the previous state.
@@ -14,6 +16,16 @@
   rest (e.g. the final retreat) holds no interaction and is not a segment.
   Segments whose hand path is under 10 cm (`MIN_HAND_PATH_M`) are dropped, unless the hand held or
   pushed an object that clearly moved (>= 2 cm or >= 10 deg): short real manipulations (a lever) stay.
+- Tool use (`split_hold`): a hold during which the held object touches another object for a while
+  and acts on it -- the contact begins and ends inside the hold, lasts >= `TOOL_MIN_FRAMES` frames,
+  and the hand travels >= `MIN_HAND_PATH_M` meanwhile (a brush scrubbing a pan) -- is cut in three:
+  carry the tool to the object (part "to"), use it on the object (part "on": from the first begin
+  to the last end of that pair's contact inside the hold, so brief lift-offs while scrubbing stay
+  one segment) and carry it away and put it down (part "away"). A contact still on at the release
+  is a placement (the cup set on the plate) and does not cut; neither does a brush-past (too short,
+  or the hand hardly moves while in contact) nor hovering close without touching (the pouring cup
+  over the other: median in-contact distance >= `TOOL_TOUCH_M`). With several candidates, the longest contact is used.
+  Each part is a "hold" RawSegment carrying its `part` and the `partner` object.
 """
 
 from __future__ import annotations
@@ -32,6 +44,9 @@ CONTACT_THRESHOLD_M = 0.02
 MIN_HAND_PATH_M = 0.10
 MOVED_M = 0.005
 TOUCH_BAND_M = 0.004  # a contact's event is where its distance settles within this of its minimum
+TOOL_MIN_FRAMES = 15  # a held object's contact with another object this long (and moving) is a tool use
+TOOL_TOUCH_M = 0.01  # ... if it really touches: median in-contact distance under this (not hovering near)
+SUPPORT_GAP_M = 0.03  # an object whose lowest visible point is at most this above the table rests on it
 CLOSE_M = 0.01  # the hand closing by this much on an object makes a contact a grasp
 MOVED_RAD = np.deg2rad(3.0)
 HAND = "hand"
@@ -45,6 +60,8 @@ class RawSegment(BaseModel):
     target: str  # the object reached for / held
     hand_path_m: float
     keyframes: list[int]
+    part: str | None = None  # a hold split at a tool use: to | on | away (see split_hold); None = whole hold
+    partner: str | None = None  # the object the held tool is used on (split holds only)
 
 
 def pair_key(a: str, b: str) -> tuple[str, str]:
@@ -100,6 +117,32 @@ class DistanceRecorder:
 
     def series(self, a: str, b: str) -> np.ndarray:
         return self.d[pair_key(a, b)]
+
+
+def support_completed(
+    model: np.ndarray, T_world_object: np.ndarray, table_z: float | None, max_gap: float = SUPPORT_GAP_M,
+    step: float = 0.005, slice_m: float = 0.005,
+) -> np.ndarray:
+    """An object model (object frame) with its hidden underside closed down to the table.
+
+    A camera sees a resting object from above: its first-frame cloud stops short of its bottom (a
+    mango's lowest visible point is ~2 cm above the table). For an object resting on the table
+    (lowest visible point 3 mm .. `max_gap` above it) the lowest `slice_m` of the cloud is copied
+    straight down every `step` onto the table plane, so distances to what it is later set on (a
+    plate) are measured from its real bottom, not from its lowest visible point.
+    """
+    if table_z is None or len(model) == 0:
+        return model
+    world = model @ T_world_object[:3, :3].T + T_world_object[:3, 3]
+    low = float(np.min(world[:, 2]))
+    gap = low - table_z
+    if not 0.003 < gap <= max_gap:
+        return model
+    base = world[world[:, 2] <= low + slice_m]
+    layers = [base - [0.0, 0.0, dz] for dz in np.append(np.arange(step, gap, step), gap)]
+    extra = np.vstack(layers)
+    extra_obj = (extra - T_world_object[:3, 3]) @ T_world_object[:3, :3]
+    return np.vstack([model, extra_obj])
 
 
 def _thin(points: np.ndarray, voxel: float) -> np.ndarray:
@@ -259,8 +302,11 @@ def segment_video(
     min_hand_path: float = MIN_HAND_PATH_M,
     n_keyframes: int = 5,
     object_poses: dict[str, np.ndarray] | None = None,
+    distances: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> list[RawSegment]:
-    """Reach + hold segments per grasp, one push segment per push; short hand paths dropped.
+    """Reach + hold segments per grasp (a hold split at a tool use), one push segment per push.
+
+    Short hand paths are dropped.
 
     Exception to the 10 cm rule: a hold or push during which the object clearly moved (>= 2 cm or
     >= 10 deg, given `object_poses`) is a real manipulation even with a short hand path (a faucet
@@ -274,7 +320,10 @@ def segment_video(
             raw.append(_raw(prev_end, end, "push", h.object, hand_points, events, n_keyframes))
         else:
             raw.append(_raw(prev_end, h.start, "reach", h.object, hand_points, events, n_keyframes))
-            raw.append(_raw(h.start, end, "hold", h.object, hand_points, events, n_keyframes))
+            for s, e, part, partner in split_hold(h.start, end, h.object, events, hand_points, min_hand_path,
+                                                  distances=distances):
+                r = _raw(s, e, "hold", h.object, hand_points, events, n_keyframes)
+                raw.append(r.model_copy(update={"part": part, "partner": partner}))
         prev_end = end
     def effective(r: RawSegment) -> bool:
         if r.kind == "reach" or object_poses is None or r.target not in object_poses:
@@ -283,6 +332,57 @@ def segment_video(
         return dt >= 0.02 or dr >= np.deg2rad(10.0)
 
     return [r for r in raw if r.end_frame > r.start_frame and (r.hand_path_m >= min_hand_path or effective(r))]
+
+
+def split_hold(
+    start: int, end: int, held: str, events: Sequence[ContactEvent], hand_points: np.ndarray,
+    min_path: float = MIN_HAND_PATH_M, min_frames: int = TOOL_MIN_FRAMES, margin: int = 3,
+    distances: dict[tuple[str, str], np.ndarray] | None = None,
+) -> list[tuple[int, int, str | None, str | None]]:
+    """The hold [start, end] of `held`, cut at a tool use: [(start, end, part, partner)].
+
+    A tool use is a contact of `held` with another object (not the hand, not the table) that begins
+    more than `margin` frames after the grasp and ends more than `margin` frames before the release,
+    spans >= `min_frames` frames from its first begin to its last end inside the hold, and during
+    which the hand travels >= `min_path`; given the pair `distances` (keyed by `pair_key`), the
+    objects must also really touch: the median of the distances under the contact threshold in
+    that span is under `TOOL_TOUCH_M` (a cup held just over another while pouring hovers at
+    1.5-2 cm, a brush on a pan measures 1-2 mm). Returns [(start, b, "to", o), (b, e, "on", o),
+    (e, end, "away", o)] for the longest such contact (b = first begin, e = last end), else
+    [(start, end, None, None)]. A contact still on at the release (a placement) never cuts.
+    """
+    spans: dict[str, list[int]] = {}
+    for ev in events:
+        if held not in (ev.a, ev.b) or HAND in (ev.a, ev.b) or TABLE in (ev.a, ev.b):
+            continue
+        if not start + margin < ev.frame < end - margin:
+            continue
+        other = ev.b if ev.a == held else ev.a
+        sp = spans.setdefault(other, [-1, -1])
+        if ev.kind == "begin" and sp[0] < 0:
+            sp[0] = ev.frame
+        elif ev.kind == "end" and sp[0] >= 0:
+            sp[1] = ev.frame
+    # a begin after the last end means the contact is on at the release (placement): no cut at it
+    last_begin = {o: max((ev.frame for ev in events if ev.kind == "begin" and {held, o} == {ev.a, ev.b}
+                          and start + margin < ev.frame < end), default=-1) for o in spans}
+    def touching(o: str, b: int, e: int) -> bool:
+        if distances is None or pair_key(held, o) not in distances:
+            return True
+        d = np.asarray(distances[pair_key(held, o)][b:e], dtype=float)
+        d = d[np.isfinite(d) & (d < CONTACT_THRESHOLD_M)]
+        return bool(len(d)) and float(np.median(d)) < TOOL_TOUCH_M
+
+    used = {
+        o: sp for o, sp in spans.items()
+        if sp[0] >= 0 and sp[1] > last_begin[o] and sp[1] - sp[0] >= min_frames
+        and path_length(hand_points[sp[0] : sp[1] + 1]) >= min_path and touching(o, sp[0], sp[1])
+    }
+    if not used:
+        return [(start, end, None, None)]
+    o = max(sorted(used), key=lambda k: used[k][1] - used[k][0])
+    b, e = used[o]
+    return [(start, b, "to", o), (b, e, "on", o), (e, end, "away", o)]
 
 
 def hand_events(hand: list[HandInterval], times: np.ndarray) -> list[ContactEvent]:

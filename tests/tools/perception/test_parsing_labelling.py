@@ -164,3 +164,115 @@ def test_a_short_hold_that_turns_the_object_is_kept() -> None:
     assert kinds == ["reach", "hold"]
     still = {"lever": np.tile(np.eye(4), (n, 1, 1))}
     assert [s.kind for s in segment_video(iv, hand, n, object_poses=still)] == ["reach"]
+
+
+def _ev(f: int, kind: str, a: str = "brush", b: str = "pan"):  # noqa: ANN202
+    from core.grounding import ContactEvent
+
+    return ContactEvent(frame=f, time=f / 15, kind=kind, a=a, b=b)
+
+
+def _brush_hold(n: int = 100):  # noqa: ANN202
+    from tools.perception.parsing import HandInterval
+
+    hand = np.zeros((n, 3))
+    hand[:, 0] = np.linspace(0.0, 1.0, n)  # 1 cm per frame: every part of the hold is over 10 cm
+    return [HandInterval(start=20, end=90, object="brush", kind="grasp")], hand
+
+
+def test_a_tool_used_on_an_object_cuts_the_hold_in_three_and_a_short_lift_off_stays_in_the_use() -> None:
+    iv, hand = _brush_hold()
+    # the brush on the pan from 40 to 70 with a lift-off at 55..57, then put down on the table
+    scrub = [_ev(40, "begin"), _ev(55, "end"), _ev(57, "begin"), _ev(70, "end"), _ev(88, "begin", "brush", "table")]
+    segs = segment_video(iv, hand, 100, scrub)
+    assert [(s.kind, s.start_frame, s.end_frame, s.part) for s in segs] == [
+        ("reach", 0, 20, None), ("hold", 20, 40, "to"), ("hold", 40, 70, "on"), ("hold", 70, 90, "away")]
+    assert {s.partner for s in segs[1:]} == {"pan"}
+
+
+def test_a_placement_a_brush_past_or_a_still_hand_do_not_cut_the_hold() -> None:
+    from tools.perception.parsing import split_hold
+
+    iv, hand = _brush_hold()
+    whole = [("reach", 0, 20), ("hold", 20, 90)]
+    # set down on the plate and let go there: the contact is still on at the release
+    placed = [_ev(60, "begin", "brush", "plate")]
+    assert [(s.kind, s.start_frame, s.end_frame) for s in segment_video(iv, hand, 100, placed)] == whole
+    # touched the pan for 10 frames only (< 15)
+    brush_past = [_ev(40, "begin"), _ev(50, "end")]
+    assert [(s.kind, s.start_frame, s.end_frame) for s in segment_video(iv, hand, 100, brush_past)] == whole
+    # long contact, but the hand stays still meanwhile (< 10 cm of travel): resting, not using
+    still = hand.copy()
+    still[40:71] = still[40]
+    long = [_ev(40, "begin"), _ev(70, "end")]
+    assert split_hold(20, 90, "brush", long, still) == [(20, 90, None, None)]
+    assert split_hold(20, 90, "brush", long, hand) == [(20, 40, "to", "pan"), (40, 70, "on", "pan"),
+                                                       (70, 90, "away", "pan")]
+    # held just over the other object (a cup pouring into another hovers 1.7 cm away): not a tool use
+    hover = {("brush", "pan"): np.full(100, 0.017)}
+    assert split_hold(20, 90, "brush", long, hand, distances=hover) == [(20, 90, None, None)]
+    touch = {("brush", "pan"): np.full(100, 0.002)}
+    assert [p for *_, p, _ in split_hold(20, 90, "brush", long, hand, distances=touch)] == ["to", "on", "away"]
+
+
+def test_the_hidden_underside_of_an_object_resting_on_the_table_is_closed_down_to_it() -> None:
+    from tools.perception.parsing import support_completed
+
+    T = np.eye(4)
+    T[:3, 3] = [0.5, 0.0, 0.04]
+    rng = np.random.default_rng(0)
+    top = rng.uniform(-0.03, 0.03, (300, 3))
+    top[:, 2] = np.abs(top[:, 2]) - 0.02  # visible from above: object-frame z -0.02 .. 0.03 (world 2 cm .. 7 cm)
+    done = support_completed(top, T, table_z=0.0)
+    world = done + T[:3, 3]
+    assert abs(float(world[:, 2].min())) < 1e-9  # now reaches the table
+    assert len(done) > len(top) and np.allclose(done[: len(top)], top)
+    lifted = T.copy()
+    lifted[2, 3] = 0.2  # 18 cm above the table: not resting on it, left as seen
+    assert support_completed(top, lifted, table_z=0.0) is top
+
+
+def _pan_scene() -> list[ObjectDescriptor]:
+    return [
+        _obj("pan", (0.5, 0.0, 0.02), (0.3, 0.2, 0.04)),
+        _obj("brush", (0.3, -0.2, 0.05), (0.05, 0.05, 0.1)),
+        _obj("sink", (0.5, 0.3, 0.05), (0.4, 0.3, 0.1)),
+        _obj("rack", (0.5, -0.3, 0.05), (0.3, 0.2, 0.1)),
+        _obj("faucet", (0.7, 0.3, 0.15), (0.05, 0.05, 0.3)),
+        _obj("faucet_handle", (0.7, 0.3, 0.31), (0.02, 0.08, 0.02), parent="faucet"),
+    ]
+
+
+def _pan_q(**kw) -> SegmentQuestion:  # noqa: ANN003
+    base = dict(task="wash the pan", segment_index=0, start_frame=0, end_frame=10, objects=_pan_scene(),
+                parents={"faucet_handle": "faucet"})
+    return SegmentQuestion(**{**base, **kw})
+
+
+def test_tool_use_parts_are_labelled_with_the_object_used_on_as_master() -> None:
+    to = labelling.label_segment(_pan_q(held_before="brush", hold_part="to", hold_partner="pan",
+                                        end_relations={"pan": "on"}))
+    assert (to.phase, to.master, to.slave, to.text) == (Phase.manipulation, "pan", "brush", "move the brush to the pan")
+    on = labelling.label_segment(_pan_q(held_before="brush", hold_part="on", hold_partner="pan"))
+    assert (on.phase, on.master, on.slave, on.text) == (Phase.manipulation, "pan", "brush", "use the brush on the pan")
+
+
+def test_a_free_object_put_down_on_the_table_is_placed_by_the_nearest_landmark() -> None:
+    d = {"brush": 0.01, "faucet_handle": 0.02, "sink": 0.05, "rack": 0.04, "faucet": 0.2}
+    q = _pan_q(held_before="pan", released_on_table=True, fixed_objects=["sink", "rack", "faucet"],
+               end_distances_m=d, approach_target="brush", end_relations={"rack": "near", "sink": "near"})
+    lab = labelling.label_segment(q)
+    # the brush is nearer but moved during the demo; the handle is a moving part: neither is a landmark
+    assert (lab.phase, lab.master, lab.slave, lab.text) == (
+        Phase.manipulation, "rack", "pan", "put the pan down by the rack")
+    nearer_sink = labelling.label_segment(q.model_copy(update={"end_distances_m": {**d, "sink": 0.03}}))
+    assert nearer_sink.master == "sink"
+    # a put-down on something labelled is a placement on it, not by a landmark
+    on = labelling.label_segment(q.model_copy(update={"end_relations": {"rack": "on"}}))
+    assert (on.master, on.text) == ("rack", "place the pan on the rack")
+    # still held at the end (not let go on the table): the old rule, the object it ends nearest to
+    held = labelling.label_segment(q.model_copy(update={"released_on_table": False}))
+    assert (held.master, held.text) == ("brush", "move the pan to the brush")
+    # a put-down on the table with no landmark at all falls back the same way
+    bare = labelling.label_segment(q.model_copy(update={"fixed_objects": []}))
+    assert bare.master == "brush"
