@@ -186,6 +186,11 @@ def test_grounded_output_is_stamped_and_stale_folders_are_not_current(
         js.write_text(json.dumps(data))
         assert not is_current(copy)
     assert not is_current(tmp_path / "nowhere")
+    from agents.skill_learner import load_demos
+
+    (loaded,) = load_demos([copy])  # the skill learner never learns from a stale grounding
+    assert loaded.grounder_version == GROUNDER_VERSION and is_current(copy)
+    js.write_text(json.dumps(data))
     again = load_or_ground(copy)  # stale: grounded afresh and rewritten with the current stamp
     assert again.grounder_version == GROUNDER_VERSION and is_current(copy)
 

@@ -12,6 +12,9 @@ from memory.embeddings import LexicalEmbedder
 from memory.store import open_memory
 from tests.agents.synthetic import door_demo, pan_demo
 from tools.constraints.grasp import containment
+from tools.constraints.instantiate import matrices_at
+
+PAN_SIZE = (0.33, 0.21, 0.046)
 
 
 @pytest.fixture
@@ -170,3 +173,61 @@ def test_renders_are_made_for_the_reasoner_when_asked(tmp_path, door_demos):
     images = [c.images for c in seen if c.question in ("group_grasps", "fit_trajectory")]
     assert len(images) == 2 and all(len(i) == 1 and i[0].endswith(".png") for i in images)
     assert all((tmp_path / "renders").joinpath(p.split("/")[-1]).is_file() for i in images for p in i)
+
+
+def _with_trajectory(d, mats, master_size, slave_size):
+    """A copy of a synthetic wiping demo whose manipulation follows `mats` (pan frame) with given sizes."""
+    from core.geometry import Pose
+
+    inter = d.manipulations()[0]
+    n = len(mats)
+    new = inter.model_copy(update={"trajectory": [Pose.from_matrix(T) for T in mats],
+                                   "frames": list(range(10, 10 + n)), "times": list(1 + np.arange(n) / 30.0)})
+    objects = [o.model_copy(update={"bbox_size": tuple(master_size if o.name == "pan" else slave_size)})
+               for o in d.objects]
+    segs = [s.model_copy(update={"end_frame": 10 + n, "text": "use the sponge on the pan"}) if s.index == 1 else s
+            for s in d.segments]
+    return d.model_copy(update={"interactions": [d.interactions[0], new], "objects": objects, "segments": segs,
+                                "n_frames": 10 + n})
+
+
+def test_scrubs_of_different_stroke_counts_and_paces_are_learned_within_a_centimetre():
+    from tests.tools.constraints.scrubs import BRUSH, PAN, scrub
+
+    demos = [_with_trajectory(pan_demo(i), scrub(s, f, i), PAN, BRUSH)
+             for i, (s, f) in enumerate([(4, 90), (6, 600), (5, 300), (5, 160), (4, 420)])]
+    res = learn_task(demos, task="scrub_pan", reasoner=make_reasoner("offline", on_call=lambda c: None))
+    skill = res.skills[1]
+    assert skill.manipulation.program.family == "zigzag"
+    assert skill.provenance.fit_error_m <= 0.01 and not skill.provenance.excluded_demos
+    # the demonstrated sweep kept for comparison is one demo's strokes, not the blob their mean would be
+    kp = np.array([p.position for p in skill.manipulation.keypoints])
+    assert len(kp) == 40 and np.ptp(kp[:, 0]) > 0.09 and np.ptp(kp[:, 1]) > 0.09
+
+
+def test_a_put_down_at_places_the_demos_choose_freely_is_checked_for_its_shape():
+    from core.program import Waypoints
+
+    rng = np.random.default_rng(5)
+    demos = []
+    for i in range(5):  # out of the pan, up, over to wherever the brush stood, down onto the table
+        place = (rng.uniform(-0.1, 0.2), rng.uniform(0.16, 0.26), 0.036)
+        prog = TrajectoryProgram(start=StartPose(position=(-0.05, 0.0, 0.045)), steps=[
+            Line(direction=(0, 0, 1), distance=0.09), Waypoints(points=[(place[0], place[1], 0.14), place])])
+        mats = matrices_at(prog, {"master": PAN_SIZE}, np.linspace(0, 1, 70))
+        mats[:, :3, 3] += rng.normal(0, 0.001, (70, 3))
+        demos.append(_with_trajectory(pan_demo(i), mats, PAN_SIZE, (0.07, 0.05, 0.13)))
+    res = learn_task(demos, task="put_down", reasoner=make_reasoner("offline", on_call=lambda c: None))
+    skill = res.skills[1]
+    assert skill.provenance.fit_error_m <= 0.01
+    assert any("free choice of place" in n for n in res.notes) and "free place" in skill.semantic
+    # a part of the master (a door, a drawer) has no free place: how far it ends up is the motion itself
+    parts = [d.model_copy(update={"objects": [o.model_copy(update={"parent": "pan"}) if o.name == "sponge" else o
+                                              for o in d.objects]}) for d in demos]
+    with pytest.raises(SkillLearningError, match="fit error"):
+        learn_task(parts, task="put_down", reasoner=make_reasoner("offline", on_call=lambda c: None))
+    # the same demos without their spread of places: no such note, and a tight fit all the same
+    same = [_with_trajectory(pan_demo(i), demos[0].manipulations()[0].matrices(), PAN_SIZE, (0.07, 0.05, 0.13))
+            for i in range(3)]
+    res = learn_task(same, task="put_down", reasoner=make_reasoner("offline", on_call=lambda c: None))
+    assert not any("free choice of place" in n for n in res.notes) and res.skills[1].provenance.fit_error_m < 0.005

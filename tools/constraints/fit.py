@@ -1,20 +1,26 @@
-"""Keypoints along a trajectory, the fit error of a program, and least-squares fits of program families.
+"""The fit error of a trajectory program against demos, and least-squares fits of program families.
 
-Keypoints (paper: 10 per trajectory) are taken at equal fractions of a combined path length that
-counts translation in metres plus rotation in radians times `ROT_RADIUS_M`, so a pure turn of a knob
-still gets spread-out keypoints. A program is compared at the same fractions of its own path.
+Keypoints (paper: 10 per trajectory; tools.constraints.keypoints) are taken at equal fractions of a
+combined path length (translation plus rotation times `ROT_RADIUS_M`), and a program is compared with
+a demo at the same fractions of its own path: for a door swing, a pour or a pick-and-place, *when*
+along the path the slave is somewhere is part of the motion. Oscillating families (zigzag, spiral)
+are the exception, measured and fitted phase-free (tools.constraints.sweep): demos of one scrub differ
+in stroke count and pace, so keypoints at equal path fractions fall at different phases of the
+oscillation and even the program that sweeps exactly the demonstrated region in the demonstrated
+pattern would report centimetres; for scrubbing what matters is the region swept and the pattern, so
+their error is a symmetric Chamfer distance between paths over 40 keypoints (the larger median of the
+two directions), and the zigzag's centre, height, direction, extent, amplitude, stroke shape and
+stroke count (an integer, searched) are fitted against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from pydantic import BaseModel, Field
-from scipy.ndimage import gaussian_filter1d
+from pydantic import BaseModel
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation as Rot
-from scipy.spatial.transform import Slerp
 
 from core.expr import size_fraction
 from core.program import (
@@ -28,12 +34,38 @@ from core.program import (
     Waypoints,
     Zigzag,
 )
-from tools.constraints.instantiate import _vec, matrices_at, sample_matrices
+from tools.constraints.instantiate import matrices_at
+from tools.constraints.keypoints import (
+    N_KEYPOINTS,
+    ROT_RADIUS_M,
+    FitReport,
+    Sizes,
+    keypoints,
+    path_fractions,
+    program_keypoints,
+    resample,
+    smooth,
+)
+from tools.constraints.sweep import (
+    N_SWEEP_KEYPOINTS,
+    OSCILLATING,
+    SWEEP_SIGMA_FRAMES,
+    fit_zigzag_sweep,
+    is_oscillating_motion,
+    is_oscillating_program,
+    oscillates,
+    sweep_error,
+    sweep_keypoints,
+)
 
-N_KEYPOINTS = 10
+__all__ = [
+    "FAMILIES", "N_KEYPOINTS", "N_SWEEP_KEYPOINTS", "OSCILLATING", "ROT_RADIUS_M", "FamilyFit", "FitReport",
+    "canonical", "fit_best", "fit_error", "fit_family", "keypoints", "keypoints_for", "oscillates", "path_fractions",
+    "program_keypoints", "resample", "smooth", "sweep_error", "symbolise",
+]
+
 MAX_NFEV = 40
 DENSE = 48  # program samples per residual evaluation (then resampled at the keypoints' path fractions)
-ROT_RADIUS_M = 0.05  # metres of path per radian of rotation when measuring path length
 FAMILIES = ("line", "rotation", "tilt", "reach", "arc", "transport", "zigzag", "spiral", "waypoints")
 # "transport": lift by a height from wherever the slave starts, then through a point above the target
 # onto the target, both fixed in the master frame (pick-and-place); a line step and a waypoints step.
@@ -41,88 +73,6 @@ FAMILIES = ("line", "rotation", "tilt", "reach", "arc", "transport", "zigzag", "
 # (an approach to a target, e.g. a finger onto a button); stored as a `waypoints` step.
 AXES = ("x", "y", "z")
 MAX_SIZE_MULTIPLE = 3.0  # lengths beyond this many times the master's extent stay in metres
-Sizes = Mapping[str, Sequence[float]]
-
-
-def path_fractions(mats: np.ndarray) -> np.ndarray:
-    """Cumulative combined path length of a (T, 4, 4) trajectory, normalised to [0, 1]."""
-    mats = np.asarray(mats, dtype=float)
-    if len(mats) < 2:
-        return np.zeros(len(mats))
-    dp = np.linalg.norm(np.diff(mats[:, :3, 3], axis=0), axis=1)
-    rel = np.einsum("tji,tjk->tik", mats[:-1, :3, :3], mats[1:, :3, :3])
-    dr = np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1))
-    cum = np.concatenate([[0.0], np.cumsum(dp + ROT_RADIUS_M * dr)])
-    if cum[-1] < 1e-9:
-        return np.linspace(0.0, 1.0, len(mats))
-    return cum / cum[-1]
-
-
-def resample(mats: np.ndarray, fractions: np.ndarray) -> np.ndarray:
-    """Poses of a (T, 4, 4) trajectory at given path fractions (linear position, slerp rotation)."""
-    mats = np.asarray(mats, dtype=float)
-    s = path_fractions(mats)
-    # Make s strictly increasing for interpolation.
-    s = s + np.arange(len(s)) * 1e-12
-    s = (s - s[0]) / (s[-1] - s[0]) if s[-1] > s[0] else np.linspace(0, 1, len(s))
-    out = np.zeros((len(fractions), 4, 4))
-    out[:, 3, 3] = 1.0
-    for k in range(3):
-        out[:, k, 3] = np.interp(fractions, s, mats[:, k, 3])
-    slerp = Slerp(s, Rot.from_matrix(mats[:, :3, :3]))
-    out[:, :3, :3] = slerp(np.clip(fractions, 0, 1)).as_matrix()
-    return out
-
-
-def smooth(mats: np.ndarray, sigma_frames: float | None = None) -> np.ndarray:
-    """Gaussian-smoothed trajectory (tracking noise would otherwise dominate the path length)."""
-    mats = np.asarray(mats, dtype=float)
-    if len(mats) < 5:
-        return mats
-    sigma = sigma_frames if sigma_frames is not None else max(1.0, len(mats) / 40.0)
-    out = mats.copy()
-    out[:, :3, 3] = gaussian_filter1d(mats[:, :3, 3], sigma, axis=0, mode="nearest")
-    q = Rot.from_matrix(mats[:, :3, :3]).as_quat()
-    for i in range(1, len(q)):  # sign continuity before averaging
-        if q[i] @ q[i - 1] < 0:
-            q[i] = -q[i]
-    q = gaussian_filter1d(q, sigma, axis=0, mode="nearest")
-    out[:, :3, :3] = Rot.from_quat(q / np.linalg.norm(q, axis=1, keepdims=True)).as_matrix()
-    return out
-
-
-def keypoints(mats: np.ndarray, n: int = N_KEYPOINTS, *, denoise: bool = True) -> np.ndarray:
-    """n keypoints (n, 4, 4) at equal combined path-length fractions of the (smoothed) trajectory."""
-    return resample(smooth(mats) if denoise else mats, np.linspace(0.0, 1.0, n))
-
-
-def program_keypoints(program: TrajectoryProgram, sizes: Sizes, n: int = N_KEYPOINTS, dense: int = 200) -> np.ndarray:
-    """n keypoints of a program at equal fractions of its own path.
-
-    A program that is one `waypoints` step through exactly n-1 points (the family fitted from n
-    keypoints) is taken at its vertices instead: its legs are chords of the demonstrated path between
-    consecutive keypoints and differ a lot in length where the path wiggles (scrubbing) and where it
-    is straight (carrying), so equal fractions of the polyline would fall between its points, not on
-    them, and report centimetres of error for a program through every keypoint."""
-    wp = program.steps[0] if len(program.steps) == 1 else None
-    if isinstance(wp, Waypoints) and len(wp.points) == n - 1:
-        pts = np.vstack([_vec(program.start.position, sizes), *[_vec(p, sizes)[None, :] for p in wp.points]])
-        legs = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-        if legs.sum() > 1e-9:
-            return matrices_at(program, sizes, np.concatenate([[0.0], np.cumsum(legs)]) / legs.sum())
-    return keypoints(sample_matrices(program, sizes, dense), n, denoise=False)
-
-
-class FitReport(BaseModel):
-    """How well a program reproduces demonstrated trajectories, over keypoints of all demos."""
-
-    family: str
-    anchored: bool = Field(False, description="program started from each demo's own first pose")
-    median_m: float = Field(description="median keypoint position error, m")
-    max_m: float
-    median_deg: float = Field(description="median keypoint orientation error, degrees")
-    per_demo_median_m: list[float]
-    n_keypoints: int
 
 
 def fit_error(
@@ -133,19 +83,31 @@ def fit_error(
     *,
     keypoints_given: bool = False,
     anchored: bool = False,
+    free_end: bool = False,
 ) -> FitReport:
     """Keypoint errors of `program` (instantiated with each demo's sizes) against each demo trajectory.
 
     With `keypoints_given`, `demos` already are (n, 4, 4) keypoints (e.g. from a reasoner question).
     With `anchored`, the program starts from each demo's own first pose (as at execution, where the
     motion starts from the slave's current pose relative to the master): this measures the motion's
-    shape; without it, the program's learned start pose counts too."""
+    shape; without it, the program's learned start pose counts too. With `free_end` as well, the
+    program's path is also bent onto each demo's own end position (its offset blended in with the
+    program's horizontal progress, so a lift stays a lift and the lowering onto the place moves with
+    the place): the shape of a put-down whose place the demos choose freely, not the place itself.
+
+    A zigzag or spiral program is measured phase-free instead (`sweep_error`, 40 keypoints unless
+    given; module docstring); the report's `measure` says which."""
+    if is_oscillating_program(program):
+        return sweep_error(program, demos, sizes, n if keypoints_given or n != N_KEYPOINTS else N_SWEEP_KEYPOINTS,
+                           keypoints_given=keypoints_given, anchored=anchored)
     pos, rot, per = [], [], []
     for mats, sz in zip(demos, sizes, strict=True):
         kd = np.asarray(mats, float) if keypoints_given else keypoints(mats, n)
         n = len(kd)
         prog = program.model_copy(update={"start": _start_of(kd)}) if anchored else program
         kp = program_keypoints(prog, sz, n)
+        if free_end:
+            kp[:, :3, 3] += np.outer(_horizontal_progress(kp[:, :3, 3]), kd[-1, :3, 3] - kp[-1, :3, 3])
         e = np.linalg.norm(kd[:, :3, 3] - kp[:, :3, 3], axis=1)
         rel = np.einsum("tji,tjk->tik", kd[:, :3, :3], kp[:, :3, :3])
         a = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
@@ -156,12 +118,21 @@ def fit_error(
     return FitReport(
         family=program.family,
         anchored=anchored,
+        free_end=free_end,
         median_m=float(np.median(p)),
         max_m=float(p.max()),
         median_deg=float(np.median(np.concatenate(rot))),
         per_demo_median_m=per,
         n_keypoints=n,
     )
+
+
+def _horizontal_progress(p: np.ndarray) -> np.ndarray:
+    """0 -> 1 along a path by its travel in the master's horizontal plane (path fraction if it has none)."""
+    d = np.linalg.norm(np.diff(p[:, :2], axis=0), axis=1)
+    if d.sum() < 1e-6:
+        return np.linspace(0.0, 1.0, len(p))
+    return np.concatenate([[0.0], np.cumsum(d)]) / d.sum()
 
 
 # --- least-squares fits of the families ---------------------------------------------------------
@@ -288,29 +259,6 @@ def _families(kps: Sequence[np.ndarray]) -> dict[str, tuple[Builder, np.ndarray]
         out["spiral"] = (spiral, np.concatenate([nrm, centre, [turns, pitch, 0.0]]))
         REGULARISERS["spiral"] = arc_reg
 
-    if np.linalg.norm(disp) > 0.01:
-        d = _unit(disp)
-        rel = [k[:, :3, 3] - k[0, :3, 3] for k in kps]
-        fr = np.linspace(0.0, 1.0, len(kps[0]))
-        resid = np.concatenate([r - np.outer(r @ d, d) - np.outer(fr, disp - (disp @ d) * d) for r in rel])
-        _, _, vt = np.linalg.svd(resid - resid.mean(axis=0))
-        across = vt[0] - d * (vt[0] @ d)
-        across = _unit(across)
-        y = np.concatenate([r @ across for r in rel])
-        best = (np.inf, 1.0, 0.01)
-        for c in np.arange(0.5, 6.01, 0.25):  # grid over cycles, closed-form amplitude
-            basis = np.tile(np.sin(2 * np.pi * c * fr), len(rel))
-            amp = float(basis @ y / max(basis @ basis, 1e-12))
-            err = float(np.sum((y - amp * basis) ** 2))
-            if err < best[0]:
-                best = (err, float(c), amp)
-        _, cycles, amp = best
-
-        def zigzag(th):
-            return [Zigzag(direction=tuple(th[0:3]), across=tuple(across), length=float(np.linalg.norm(th[0:3])),
-                           amplitude=float(th[3]), cycles=float(th[4]))]
-
-        out["zigzag"] = (zigzag, np.concatenate([disp, [amp, cycles]]))
     return out
 
 
@@ -356,8 +304,27 @@ def fit_family(
 
     The fit matches the motion from each demo's own start (`anchored`, as executed); the program's
     start pose is the demos' mean start."""
-    kps = [np.asarray(m, float) for m in demos] if keypoints_given else [keypoints(m, n) for m in demos]
+    oscillating = family in OSCILLATING
+    if keypoints_given:
+        kps = [np.asarray(m, float) for m in demos]
+    elif oscillating:
+        kps = [sweep_keypoints(m, N_SWEEP_KEYPOINTS if n == N_KEYPOINTS else n) for m in demos]
+    else:
+        kps = [keypoints(m, n) for m in demos]
     master = np.mean([np.asarray(s["master"], float) for s in sizes], axis=0)
+    if oscillating and not _oscillating_demos(kps):
+        return None  # a door swing or a carry is no scrub, however well a zigzag covers its path
+    if family == "zigzag":
+        paths = [k[:, :3, 3] for k in kps] if keypoints_given else \
+            [smooth(np.asarray(m, float), SWEEP_SIGMA_FRAMES)[:, :3, 3] for m in demos]
+        slave = np.mean([np.asarray(s.get("slave", (0.0, 0.0, 0.0)), float) for s in sizes], axis=0)
+        found = fit_zigzag_sweep(kps, paths, master, slave)
+        if found is None:
+            return None
+        raw, n_params = found
+        prog = symbolise(canonical(raw, snap=False), master)
+        report = fit_error(prog, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
+        return FamilyFit(program=prog, report=report, n_params=n_params + 6)
     if family == "waypoints":
         rel = np.mean([k[1:, :3, 3] - k[0, :3, 3] for k in kps], axis=0)
         start = _mean_start(kps)
@@ -413,7 +380,10 @@ def fit_best(
     keypoints_given: bool = False,
     anchored: bool = True,
 ) -> tuple[FamilyFit, list[FamilyFit]]:
-    """Fit every family; pick the simplest whose median error is within `tolerance_m` (else the best)."""
+    """Fit every family; pick the simplest whose median error is within `tolerance_m` (else the best).
+
+    Oscillating families are fitted and measured on `N_SWEEP_KEYPOINTS` phase-free keypoints (from
+    raw demos), the others on `n`."""
     fits = [f for fam in families
             if (f := fit_family(fam, demos, sizes, n, keypoints_given=keypoints_given, anchored=anchored)) is not None]
     if not fits:
@@ -429,6 +399,17 @@ def fit_best(
     order = {fam: i for i, fam in enumerate(FAMILIES)}
     best = min(ok, key=lambda f: (f.n_params, round(score(f), 4), order.get(f.program.family, 99)))
     return best, fits
+
+
+def _oscillating_demos(kps: Sequence[np.ndarray]) -> bool:
+    """Whether most demos turn back and forth (measured on their keypoints)."""
+    return 2 * sum(is_oscillating_motion(k) for k in kps) > len(kps)
+
+
+def keypoints_for(mats: np.ndarray) -> np.ndarray:
+    """The keypoints a reasoner is shown for one demo: the paper's 10 at equal path fractions, or, for an
+    oscillating motion (scrubbing), `N_SWEEP_KEYPOINTS` lightly smoothed ones (10 cannot sample the strokes)."""
+    return sweep_keypoints(mats) if oscillates(mats) else keypoints(mats, N_KEYPOINTS)
 
 
 def _snap_axis(v: Sequence[float], tol_deg: float = 3.0) -> np.ndarray:
