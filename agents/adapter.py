@@ -7,13 +7,22 @@ A LangGraph subgraph per step (contract: the docstring of agents/graph.py):
                  \\----------\\--(object not visible / nothing reachable)-----> result
 
 - perceive: segment the step's objects in one RGB-D frame, canonical frames and bboxes
-  (tools.perception.scene); the skill comes from memory.
+  (tools.perception.scene); the skill comes from memory. An object the arm hides from the camera is
+  looked for again with the arm folded out of the view (OBSERVE_QS); an object seen through an
+  occluder (a smaller cloud, its centre shifted) keeps the frame of its unoccluded sighting.
 - compare (before acting, <= config.adapter_rounds rounds): instantiate the skill's constraint on the
   objects seen now (grasp candidates inside the learned regions, or the slave's trajectory
   T_world_master · T_master_slave(t) · T_slave_gripper), score the candidates (IK inside joint
   limits, collisions: the MuJoCo model in simulation, the perceived cloud otherwise), and ask the
-  reasoner to compare the adapted interaction with the demonstrated one; its Revision is applied and
-  the instance re-planned. With 0 rounds the best-scored first instance is executed unexamined.
+  reasoner to compare the adapted interaction with the demonstrated one (the adapted program where
+  it passes the demonstrated keypoints); its Revision is applied and the instance re-planned. With 0
+  rounds the best-scored first instance is executed unexamined. Instantiation matches the perceived
+  frames to the demonstrated ones: a footprint whose long side fell on the other axis is turned 90°;
+  a round master's or slave's unobservable yaw is taken from the demonstrated start (the source cup
+  beside the target, whichever side it stands on). A grasp of a free object stays above the surface
+  it stands on and is centred between the fingers on the local cross-section; when the plan's next
+  step moves the object, the grasp (and, for a round or square object, its quarter-turn twist) is
+  chosen so that that motion is feasible too.
 - approve: the graph's approval node (a step may move the arm more than once: review retries).
 - execute: through ctx.robot only. Grasping: open, pre-grasp, grasp pose, close, verify from the
   gripper width (a missed grasp backs off cleanly). Manipulation: follow the composed trajectory,
@@ -54,11 +63,18 @@ from core.grounding import HAND, Phase
 from core.skills import Outcome, Skill
 from tools.execution.candidates import (
     GraspPlan,
+    centre_between_fingers,
     grasp_candidates,
+    is_round,
+    keypoint_times,
     keypoints_of,
     master_slave_trajectory,
+    match_demo_frame,
     retreat_pose,
+    twist_grasp,
     world_trajectory,
+    yaw_master_to_demo,
+    yaw_slave_to_demo,
 )
 from tools.execution.feasibility import (
     CollisionChecker,
@@ -68,16 +84,24 @@ from tools.execution.feasibility import (
     check_path,
     rank,
 )
-from tools.execution.verify import judge_motion, relation, verify_grasp
+from tools.execution.verify import judge_motion, placement_tolerance, relation, verify_grasp
 from tools.perception.scene import PerceivedObject, PerceivedScene, perceive
 
 N_CANDIDATES = 4  # grasp candidates per round (paper: 5x5 grid, 4 per round)
+N_SHAPE = 24  # the adapted program at evenly spaced times: what the compare sets beside the demo's keypoints
 APPROACH_SPEED = 0.3
 CONTACT_SPEED = 0.1
 HELD_SPEED = 0.12
 GRASP_FORCE_N = 40.0
 SETTLE_S = 0.4
 SAME_PLACE_M = 0.03  # a re-perceived object within this of its remembered frame has not moved
+OCCLUDED_SHARE = 0.7  # a view with fewer points than this share of the remembered one is occluded
+OCCLUDED_SHIFT_M = 0.08  # ... and its centre may look this far off before the object counts as moved
+FINGERTIP_BELOW_TCP_M = 0.01  # the Panda's fingertips reach this far below the TCP
+FLOOR_MARGIN_M = 0.01  # and keep this clear of the surface an object stands on
+# Panda joint poses that keep the arm out of an overhead camera's view (tried in order until the
+# step's objects show): the elbow folded back and up over the base, the hand inside the workspace
+OBSERVE_QS = ((0.0, -1.5, 0.0, -2.95, 0.0, 1.6, 0.785),)
 
 
 class AdapterError(VLMimicError):
@@ -137,6 +161,8 @@ class _Live:
     check: PathCheck | None = None
     before_support: float | None = None
     shape_ms: np.ndarray | None = None
+    shape_args: tuple[dict, Revision] | None = None  # (scene sizes, revision) the shape was made with
+    T_wm: np.ndarray | None = None  # the master's frame the trajectory is written in (yaw fixed for a round one)
 
 
 @dataclass
@@ -226,19 +252,29 @@ class StepAdapter:
 
         return make_segmenter(self.ctx.settings.perception, source=getattr(self.ctx.camera, "name", ""))
 
-    def _perceive(self, names: list[str], parents: dict[str, str]) -> PerceivedScene:
+    def _perceive(self, names: list[str], parents: dict[str, str], required: list[str] | None = None) -> PerceivedScene:
         if self.ctx.camera is None:
             raise AdapterError("no camera in this run: the adapter cannot see the scene")
         frame = self.ctx.camera.capture()
         first = not self.memo.frames  # the run's first look: remember every object while the view is clear
         scene = perceive(frame, names, self._segmenter(), parents=parents, all_objects=first)
+        unseen = [n for n in (required or []) if n in scene.missing and n not in self.memo.frames]
+        if unseen and self._clear_view(unseen):
+            # the arm stood between the camera and the object: look again with the arm out of the way
+            frame = self.ctx.camera.capture()
+            scene = perceive(frame, names, self._segmenter(), parents=parents, all_objects=first)
         # Objects that have not moved keep the frame of their first (unoccluded) sighting: the arm
         # in front of an object shrinks its visible cloud, and with it the bbox.
+        # A cloud much smaller than the remembered one is an occluded view of the same object (the arm
+        # or a held object in front of it): its centre shifts towards the visible part, so it keeps the
+        # remembered frame unless it is clearly somewhere else.
         for n, obj in list(scene.objects.items()):
             old = self.memo.frames.get(n)
+            shift = np.linalg.norm(obj.T_world_object[:3, 3] - old.T_world_object[:3, 3]) if old is not None else 0.0
+            occluded = old is not None and len(obj.points) < OCCLUDED_SHARE * len(old.points)
             if old is None:
                 self.memo.frames[n] = obj
-            elif np.linalg.norm(obj.T_world_object[:3, 3] - old.T_world_object[:3, 3]) < SAME_PLACE_M:
+            elif shift < SAME_PLACE_M or (occluded and shift < OCCLUDED_SHIFT_M):
                 scene.objects[n] = old
             else:
                 self.memo.frames[n] = obj
@@ -249,10 +285,39 @@ class StepAdapter:
                 scene.missing.remove(n)
         return scene
 
-    def _checker(self, live: _Live, allowed: list[str]) -> CollisionChecker:
+    def _clear_view(self, unseen: list[str]) -> bool:
+        """Fold the arm out of the camera's view (elbow back and up over the base) until `unseen`
+        objects show; True if the arm moved. The arm in its working pose often hides an object near
+        the robot from an overhead camera behind it."""
+        robot = self.ctx.robot
+        if robot is None or self.ctx.camera is None:
+            return False
+        q_now = np.asarray(robot.joint_positions(), dtype=float)
+        moved = False
+        for q in OBSERVE_QS:
+            q = np.array(q, dtype=float)
+            q[6] = q_now[6]  # keep the wrist's twist (a held object stays as it is)
+            try:
+                r = robot.move_to_joints(q, speed_factor=APPROACH_SPEED)
+            except VLMimicError as e:  # refused by the safety layer: look from where the arm is
+                self._event("tool_result", tool="adapter", duration_s=0.0,
+                            result=f"clearing the camera's view of {unseen}: refused ({e})")
+                continue
+            moved = True
+            self._event("tool_result", tool="adapter", result=f"clearing the camera's view of {unseen}: "
+                        f"arm to {np.round(q, 2).tolist()} ({r.status.value})", duration_s=0.0)
+            if not r.ok:
+                continue
+            self._idle(0.1)
+            seg = perceive(self.ctx.camera.capture(), unseen, self._segmenter())
+            if not [n for n in unseen if n in seg.missing]:
+                break
+        return moved
+
+    def _checker(self, live: _Live, allowed: list[str], hand_only: list[str] | None = None) -> CollisionChecker:
         w = self.ctx.world
         if w is not None and getattr(w, "model", None) is not None:
-            return MujocoCollisionChecker(w.model, w.data, allowed_bodies=allowed)
+            return MujocoCollisionChecker(w.model, w.data, allowed_bodies=allowed, hand_only_bodies=hand_only or [])
         return PointCloudCollisionChecker(live.scene.cloud_without(exclude=allowed))
 
     def _ensure_live(self, state: AdapterState) -> _Live | None:
@@ -294,7 +359,7 @@ class StepAdapter:
         if skill.slave is not None and skill.slave.parent and slave:
             parents[slave] = skill.slave.parent
         try:
-            scene = self._perceive(names, parents)
+            scene = self._perceive(names, parents, required)
             scene.require(required)
         except VLMimicError as e:
             return {**reset, **self._fail(state, str(e), during="perceive")}
@@ -315,18 +380,98 @@ class StepAdapter:
         assert skill.grasp is not None
         obj = live.scene.objects[live.step.master or skill.master.name]
         ee = robot.ee_pose().matrix()
-        cands = grasp_candidates(skill.grasp, obj.T_world_object, obj.size, n=N_CANDIDATES, seed=seed, revision=rev,
+        # the learned regions and closing axis are written in the demonstrated object's frame: turn the
+        # perceived frame so that its sides correspond to the demonstrated ones (long side to long side)
+        T_wo, size = match_demo_frame(obj.T_world_object, obj.size, skill.master.bbox_size)
+        cands = grasp_candidates(skill.grasp, T_wo, size, n=N_CANDIDATES, seed=seed, revision=rev,
                                  exclude=[tuple(e) for e in excluded], prefer_y_world=ee[:3, 1],
-                                 edges_world=obj.footprint_edges())
+                                 edges_world=obj.footprint_edges(), floor_z=self._grasp_floor(live, obj))
         if not cands:
             live.grasp, live.check = None, None
             return "every grasp cell of the learned regions was tried"
+        if not skill.master.parent:  # a free object: centre the fingers on what they close around
+            cands = [centre_between_fingers(c, obj.points) for c in cands]
         checker = self._checker(live, [obj.name])
         q0 = robot.joint_positions()
         checks = [check_path(c.approach_path(), q0, checker, widths=[0.08, 0.08]) for c in cands]
-        best = rank(checks)[0]
+        order = rank(checks)
+        best = order[0]
+        nxt = self._next_use(live)
+        if nxt is not None and checks[best].ok:
+            # the object is taken in order to be used: prefer a grasp from which the next step's motion
+            # is feasible too (a cup must tilt without running the wrist into its limit); a round
+            # object may be taken at any twist about the approach
+            # (quarter turns: also right for a square block, whose faces the fingers must close on)
+            twists = [k * np.pi / 2 for k in range(4)] if is_round(size, T_wo) else [0.0]
+            tried: list[tuple[float, int, GraspPlan, PathCheck]] = []
+            for i in [j for j in order if checks[j].ok]:
+                for a in twists:
+                    c = twist_grasp(cands[i], a) if a else cands[i]
+                    ck = checks[i] if not a else check_path(c.approach_path(), q0, checker, widths=[0.08, 0.08])
+                    if not ck.ok:
+                        continue
+                    use = self._use_check(live, obj, c, nxt, ck)
+                    tried.append((use, len(tried), c, ck))
+                    if use >= 1.0:
+                        break
+                if tried and max(t[0] for t in tried) >= 1.0:
+                    break
+            if tried:
+                use, _, g, ck = max(tried, key=lambda t: (t[0], -t[1]))
+                self._event("tool_result", tool="adapter", duration_s=0.0,
+                            result=f"grasp chosen for the next step ({nxt[1].subtask!r}): its motion "
+                                   f"{use:.0%} feasible from this grasp ({len(tried)} grasp(s) looked at)")
+                live.grasp, live.check = g, ck
+                return ""
         live.grasp, live.check = cands[best], checks[best]
         return "" if checks[best].ok else checks[best].first_problem()
+
+    def _next_use(self, live: _Live) -> tuple[Any, Skill] | None:
+        """The plan's next manipulation that moves the object this grasp takes, with its skill."""
+        mem = self.ctx.memory
+        if mem is None:
+            return None
+        try:
+            plan = mem.get_plan(live.skill.task)
+        except Exception:  # noqa: BLE001 - no look-ahead without a plan
+            return None
+        if plan is None:
+            return None
+        names = {live.step.master, live.skill.master.name}
+        for ps in plan.steps:
+            if ps.index > live.step.index and ps.phase == Phase.manipulation and ps.slave in names:
+                sk = mem.get_skill(ps.skill_id) if ps.skill_id else None
+                return (ps, sk) if sk is not None and sk.manipulation is not None else None
+            if ps.index > live.step.index and ps.phase == Phase.grasping:
+                return None
+        return None
+
+    def _use_check(self, live: _Live, obj: PerceivedObject, g: GraspPlan, nxt: tuple[Any, Skill],
+                   approach: PathCheck) -> float:
+        """Share of the next step's gripper poses reachable without collision from grasp g."""
+        ps, sk = nxt
+        master = self.memo.frames.get(ps.master) or live.scene.objects.get(ps.master)
+        if master is None:
+            return 0.0
+        T_wo = obj.T_world_object
+        T_sg = invert_transform(T_wo) @ g.grasp.matrix()
+        try:
+            c = compose_manipulation(sk, master.T_world_object, tuple(master.size), T_wo, T_sg, tuple(obj.size),
+                                     Revision(), g.grasp.matrix(), slave_round=is_round(obj.size, T_wo))
+        except VLMimicError:
+            return 0.0
+        q = approach.q[-1] if approach.q else self.ctx.robot.joint_positions()
+        ck = check_path(c.poses, q, self._checker(live, [obj.name, master.name], hand_only=[master.name]),
+                        widths=g.width)
+        return float(ck.score)
+
+    def _grasp_floor(self, live: _Live, obj: PerceivedObject) -> float | None:
+        """The lowest TCP height for grasping a free object from above: the lowest point seen on it
+        (where it stands) plus the fingertips' reach below the TCP and a margin. None for a part of
+        a fixture (a handle may sit low on purpose) or an unseen cloud."""
+        if live.skill.master.parent or len(obj.points) == 0:
+            return None
+        return float(np.min(obj.points[:, 2])) + FINGERTIP_BELOW_TCP_M + FLOOR_MARGIN_M
 
     def _plan_manipulation(self, live: _Live, rev: Revision) -> str:
         skill, robot = live.skill, self.ctx.robot
@@ -354,17 +499,18 @@ class StepAdapter:
             T_ws = ee @ invert_transform(T_sg)
             slave_obj = live.scene.objects.get(step.slave)
             slave_size = tuple(slave_obj.size) if slave_obj is not None else skill.slave.bbox_size  # type: ignore[union-attr]
-        sizes = {"master": tuple(master.size), "slave": tuple(slave_size)}
-        T_ms0 = relation(T_wm, T_ws) if T_ws is not None else None
-        Ts = master_slave_trajectory(skill.manipulation, sizes, T_ms0, revision=rev)
-        if T_ws is None:
-            Ts = _twist_like(Ts, invert_transform(T_wm) @ ee)
-            T_ms0 = Ts[0]
+        slave_round = T_ws is not None and step.slave in live.scene.objects \
+            and is_round(live.scene.objects[step.slave or ""].size, T_ws)
+        c = compose_manipulation(skill, master.T_world_object, tuple(master.size), T_ws, T_sg, tuple(slave_size),
+                                 rev, ee, slave_round=slave_round)
+        T_wm, Ts, T_ms0, T_sg, poses = c.T_wm, c.Ts, c.T_ms0, c.T_sg, c.poses
+        live.T_wm = T_wm
         # the adapted constraint's shape, from its learned start (what the compare looks at)
-        live.shape_ms = master_slave_trajectory(skill.manipulation, sizes, None, revision=rev)
-        poses = world_trajectory(T_wm, Ts, T_sg)
+        live.shape_ms = c.shape_ms
+        live.shape_args = ({"master": tuple(master.size), "slave": tuple(slave_size)}, rev)
         allowed = [n for n in (step.master, step.slave) if n and n != HAND]
-        checker = self._checker(live, allowed)
+        # the master may be touched by the hand (a door's handle, a plate under the fruit), not by the arm
+        checker = self._checker(live, allowed, hand_only=[step.master or skill.master.name])
         width = float(robot.gripper_width())
         live.check = check_path(poses, robot.joint_positions(), checker, widths=width)
         live.trajectory, live.planned_ms, live.start_ms, live.T_slave_gripper = poses, Ts, T_ms0, T_sg
@@ -384,7 +530,9 @@ class StepAdapter:
         master = live.scene.objects[step.master or skill.master.name]
         q: dict[str, Any] = {
             "skill_id": skill.id, "subtask": skill.subtask, "phase": skill.phase, "round": k,
-            "demo_master_size": skill.master.bbox_size, "scene_master_size": tuple(float(v) for v in master.size),
+            "demo_master_size": skill.master.bbox_size,
+            "scene_master_size": (match_demo_frame(master.T_world_object, master.size, skill.master.bbox_size)[1]
+                                  if skill.phase == Phase.grasping else tuple(float(v) for v in master.size)),
         }
         if live.check is not None:
             q["reachable"] = list(live.check.reachable)
@@ -397,9 +545,27 @@ class StepAdapter:
             demo = [tuple(float(v) for v in p.position) for p in skill.manipulation.keypoints]
             if demo:
                 q["demo_keypoints"] = demo
-                q["adapted_keypoints"] = [tuple(float(v) for v in p) for p in keypoints_of(live.shape_ms, len(demo))]
+                q["adapted_keypoints"] = [tuple(float(v) for v in p) for p in self._adapted_keypoints(live, demo)]
         q["image_paths"] = self._renders(live, k)
         return CompareQuestion(**q)
+
+    def _adapted_keypoints(self, live: _Live, demo: list[tuple[float, ...]]) -> np.ndarray:
+        """The adapted program where it passes the demonstrated keypoints (same program time), in
+        the scene's sizes and with the revision: the point-by-point counterpart of each keypoint."""
+        skill = live.skill
+        assert skill.manipulation is not None and live.shape_ms is not None
+        if live.shape_args is None:
+            return keypoints_of(live.shape_ms, len(demo))
+        sizes, rev = live.shape_args
+        demo_sizes = {"master": tuple(skill.master.bbox_size),
+                      "slave": tuple(skill.slave.bbox_size) if skill.slave else sizes["slave"]}
+        try:
+            tk = keypoint_times(skill.manipulation, demo_sizes, demo)
+            about = "contact" if live.step.slave in (None, HAND) else "start"
+            return master_slave_trajectory(skill.manipulation, sizes, None, revision=rev, times=tk,
+                                           scale_about=about)[:, :3, 3]
+        except VLMimicError:
+            return keypoints_of(live.shape_ms, len(demo))
 
     def _renders(self, live: _Live, k: int) -> list[str]:
         """Demonstrated vs adapted renders, for a reasoner that looks at images (not the offline one)."""
@@ -413,7 +579,8 @@ class StepAdapter:
             skill = live.skill
             if skill.phase == Phase.manipulation and live.shape_ms is not None and skill.manipulation:
                 demo = np.array([p.position for p in skill.manipulation.keypoints])
-                adapted = keypoints_of(live.shape_ms, max(len(demo), 2))
+                adapted = self._adapted_keypoints(live, [tuple(p) for p in demo]) if len(demo) else \
+                    keypoints_of(live.shape_ms, 2)
                 p = render_trajectory(skill.master.bbox_size, [demo, adapted],
                                       out / f"{skill.id}.round{k}.trajectory.png",
                                       title=f"{skill.subtask}: demonstrated vs adapted")
@@ -590,8 +757,7 @@ class StepAdapter:
         slave = live.scene.objects.get(step.slave or "")
         direction = None
         if slave is not None and live.planned_ms is not None:
-            master = live.scene.objects[step.master or live.skill.master.name]
-            d = master.T_world_object[:3, :3] @ (live.planned_ms[-1][:3, 3] - live.planned_ms[0][:3, 3])
+            d = self._T_wm(live)[:3, :3] @ (live.planned_ms[-1][:3, 3] - live.planned_ms[0][:3, 3])
             if np.linalg.norm(d) > 1e-6:
                 direction = d / np.linalg.norm(d)
                 live.before_support = float(np.max(slave.points @ direction))
@@ -604,7 +770,7 @@ class StepAdapter:
         master = live.scene.objects[step.master or live.skill.master.name]
         T_ms_end = None
         if hand or held_end:
-            T_ms_end = relation(master.T_world_object, ee_end @ invert_transform(live.T_slave_gripper))
+            T_ms_end = relation(self._T_wm(live), ee_end @ invert_transform(live.T_slave_gripper))
         released = False
         if not hand:
             if self._rests(live):
@@ -617,12 +783,19 @@ class StepAdapter:
         part = live.skill.slave is not None and bool(live.skill.slave.parent)
         if T_ms_end is None or (not hand and not held_end) or (not hand and not part and released):
             T_ms_end = self._measure_after(live, direction)
-        j = judge_motion(live.planned_ms, live.start_ms, T_ms_end, placement=released and not part,
-                         end_tolerance_m=0.025 if (released and not part) else 0.03)
+        placed = released and not part
+        j = judge_motion(live.planned_ms, live.start_ms, T_ms_end, placement=placed,
+                         end_tolerance_m=placement_tolerance(master.size) if placed else 0.03)
         facts.update(expected_motion_m=j.expected_motion_m, achieved_motion_m=j.achieved_motion_m,
                      expected_rotation_deg=j.expected_rotation_deg, achieved_rotation_deg=j.achieved_rotation_deg,
                      subgoal_met=j.enough, message=(facts["message"] + "; " + j.message).strip("; "))
         return ExecutionFacts(**facts)
+
+    def _T_wm(self, live: _Live) -> np.ndarray:
+        """The master's frame the step's trajectory was planned in."""
+        if live.T_wm is not None:
+            return live.T_wm
+        return live.scene.objects[live.step.master or live.skill.master.name].T_world_object
 
     def _rests(self, live: _Live) -> bool:
         """Release the slave where the motion ends? Yes for a part (drawer, door, knob) and for an object
@@ -641,9 +814,11 @@ class StepAdapter:
         """The slave's pose in the master frame, perceived after the attempt (arm retreated)."""
         step = live.step
         assert live.start_ms is not None
-        master = live.scene.objects[step.master or live.skill.master.name]
         try:
             scene = perceive(self.ctx.camera.capture(), [step.slave], self._segmenter())
+            if step.slave in scene.missing and self._clear_view([step.slave or ""]):
+                # the retreated arm hides what it put down: look again with the arm out of the way
+                scene = perceive(self.ctx.camera.capture(), [step.slave], self._segmenter())
         except Exception:  # noqa: BLE001 - nothing measured: no motion credited
             return live.start_ms
         obj = scene.objects.get(step.slave or "")
@@ -653,7 +828,7 @@ class StepAdapter:
                 and live.before_support is not None:
             # a part: its front moves with it even as more of it comes into view
             shift = float(np.max(obj.points @ direction)) - live.before_support
-            d_master = master.T_world_object[:3, :3].T @ direction
+            d_master = self._T_wm(live)[:3, :3].T @ direction
             T = live.start_ms.copy()
             T[:3, 3] += d_master * shift
             assert live.planned_ms is not None
@@ -666,7 +841,7 @@ class StepAdapter:
             return T
         # a placed object: its position (a symmetric object's yaw is not observable)
         T = live.planned_ms[-1].copy() if live.planned_ms is not None else live.start_ms.copy()
-        T[:3, 3] = relation(master.T_world_object, obj.T_world_object)[:3, 3]
+        T[:3, 3] = relation(self._T_wm(live), obj.T_world_object)[:3, 3]
         return T
 
     # --- node: review (after acting) ----------------------------------------------------------------
@@ -755,6 +930,45 @@ class StepAdapter:
                          adapt_rounds=int(state.get("adapt_rounds") or 0),
                          review_rounds=int(state.get("review_rounds") or 0), message=state.get("message") or "")
         return {"result": res.model_dump(mode="json")}
+
+
+@dataclass
+class Composed:
+    """A manipulation instantiated in the world: the master frame used, T_master_slave(t), the start,
+    the slave-to-gripper transform (yaw of a round slave fixed) and the gripper poses."""
+
+    T_wm: np.ndarray
+    Ts: np.ndarray
+    T_ms0: np.ndarray
+    T_sg: np.ndarray
+    poses: list[Pose]
+    shape_ms: np.ndarray
+
+
+def compose_manipulation(skill: Skill, T_wm: np.ndarray, master_size: tuple, T_ws: np.ndarray | None,
+                         T_sg: np.ndarray, slave_size: tuple, rev: Revision, ee: np.ndarray, *,
+                         slave_round: bool = False) -> Composed:
+    """T_world_gripper(t) = T_world_master · T_master_slave(t) · T_slave_gripper for a skill, started
+    from the slave's pose now (T_ws; None: the hand, from the program's own start). The yaw of a round
+    master (or slave) cannot be seen, so the one that matches the demonstrated start is taken."""
+    assert skill.manipulation is not None
+    sizes = {"master": master_size, "slave": slave_size}
+    about = "start" if T_ws is not None else "contact"  # a free hand: stretch the approach, not the press
+    shape = master_slave_trajectory(skill.manipulation, sizes, None, revision=rev,
+                                    times=np.linspace(0.0, 1.0, N_SHAPE), scale_about=about)
+    part = skill.slave is not None and bool(skill.slave.parent)  # a drawer, a door: frames fixed by the fixture
+    if T_ws is not None and not part:
+        if is_round(master_size, T_wm):
+            T_wm = yaw_master_to_demo(T_wm, T_ws, shape[0])
+        if slave_round:
+            Rz = yaw_slave_to_demo(relation(T_wm, T_ws), shape[0])
+            T_ws, T_sg = T_ws @ Rz, invert_transform(Rz) @ T_sg
+    T_ms0 = relation(T_wm, T_ws) if T_ws is not None else None
+    Ts = master_slave_trajectory(skill.manipulation, sizes, T_ms0, revision=rev, scale_about=about)
+    if T_ws is None:
+        Ts = _twist_like(Ts, invert_transform(T_wm) @ ee)
+        T_ms0 = Ts[0]
+    return Composed(T_wm=T_wm, Ts=Ts, T_ms0=T_ms0, T_sg=T_sg, poses=world_trajectory(T_wm, Ts, T_sg), shape_ms=shape)
 
 
 # --- the subgraph ----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
     python -m bench.adapter_eval [--tasks open_drawer,press_button] [--variants seen,unseen] [--trials 10]
                                  [--n-demos 5] [--ablations] [--work DIR] [--name adapter_eval]
-                                 [--exclude-from-mean TASK=WHY]
+                                 [--exclude-from-mean TASK=WHY] [--note TEXT] [--rewrite RESULTS.json]
 
 Protocol (the paper's: learn from 5 demos of the seen distribution, test on seen and unseen scenes):
 1. Learning, per task (cached in --work, reused when the memory exists): `n_demos` synthetic demos
@@ -68,6 +68,7 @@ class EvalResults(BaseModel):
     wall_s: float = 0.0
     command: str = ""
     excluded_from_mean: dict[str, str] = Field(default_factory=dict, description="task -> why it is not averaged")
+    notes: list[str] = Field(default_factory=list, description="provenance and remarks printed under the table")
 
 
 def _settings(work: Path, task: str) -> Any:
@@ -221,6 +222,8 @@ def write_report(res: EvalResults, name: str = "adapter_eval", out_dir: Path = R
             lines.append(f"| mean, every task run (exclusions included) | {v} | | {_f(m)} | {PAPER.get(v, '-')} |")
     for task, why in res.excluded_from_mean.items():
         lines += ["", f"Not in the means or ablations: **{task}**: {why}"]
+    for note in res.notes:
+        lines += ["", f"Note: {note}"]
     if sm["ablations"]:
         lines += ["", "Ablations (unseen):", "", "| setting | trials | success | paper |", "|---|---|---|---|"]
         for k, v in sm["ablations"].items():
@@ -292,13 +295,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="adapter_eval")
     ap.add_argument("--exclude-from-mean", action="append", default=[], metavar="TASK=WHY",
                     help="run and report TASK but leave it out of the means/ablations, saying why")
+    ap.add_argument("--note", action="append", default=[], metavar="TEXT",
+                    help="a remark printed under the table (e.g. where the memories came from)")
+    ap.add_argument("--rewrite", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="no trials: write the report again from results JSON(s) (with --note/--exclude-from-mean "
+                         "added); a later file's tasks replace those tasks' trials and learning in the earlier ones "
+                         "(a task re-run after a fix), its command is listed too")
     a = ap.parse_args(argv)
     tasks = [x.strip() for x in a.tasks.split(",") if x.strip()]
     variants = [x.strip() for x in a.variants.split(",") if x.strip()]
     cmd = "python -m bench.adapter_eval " + " ".join(argv if argv is not None else sys.argv[1:])
     excl = dict(x.split("=", 1) if "=" in x else (x, "excluded on the command line") for x in a.exclude_from_mean)
+    if a.rewrite is not None:
+        parts = [EvalResults.model_validate(json.loads(f.read_text())["results"]) for f in a.rewrite]
+        res = parts[0]
+        for part in parts[1:]:
+            redo = set(part.tasks)
+            res.outcomes = [o for o in res.outcomes if o.task not in redo] + part.outcomes
+            res.tasks = res.tasks + [t for t in part.tasks if t not in res.tasks]
+            res.learning_s.update(part.learning_s)
+            res.wall_s += part.wall_s
+            res.command = f"{res.command}`, then for {', '.join(part.tasks)}: `{part.command}"
+        res.excluded_from_mean.update(excl)
+        res.notes = list(a.note) or res.notes
+        path = write_report(res, a.name)
+        print(path.read_text())
+        return 0
     res = evaluate(tasks, variants, a.trials, a.work, n_demos=a.n_demos, ablations=a.ablations, command=cmd.strip(),
                    exclude_from_mean=excl)
+    res.notes = list(a.note)
     path = write_report(res, a.name)
     print(path.read_text())
     return 0

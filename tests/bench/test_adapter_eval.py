@@ -26,3 +26,33 @@ def test_summary_and_report(tmp_path: Path) -> None:
     md = write_report(res, "t", tmp_path).read_text()
     assert "| a | seen | 2 | 0.50 | 0.76 |" in md and "**b**: plan incomplete" in md
     assert (tmp_path / "t.json").exists()
+
+
+def test_rewrite_keeps_the_outcomes_and_adds_notes(tmp_path: Path, monkeypatch) -> None:
+    import bench.adapter_eval as ae
+
+    res = EvalResults(tasks=["a"], variants=["seen"], trials=1, n_demos=5,
+                      outcomes=[_o("a", "seen", 1, True, True)], command="python -m bench.adapter_eval --tasks a")
+    write_report(res, "r", tmp_path)
+    monkeypatch.setattr(ae, "RESULTS", tmp_path)
+    monkeypatch.setattr(ae, "write_report", lambda r, name: write_report(r, name, tmp_path))
+    assert ae.main(["--rewrite", str(tmp_path / "r.json"), "--name", "r2", "--note", "memories from run X"]) == 0
+    md = (tmp_path / "r2.md").read_text()
+    assert "| a | seen | 1 | 1.00 | 0.76 |" in md and "Note: memories from run X" in md
+    assert "--tasks a" in md  # the original command, not the rewrite's
+
+
+def test_rewrite_replaces_a_re_run_task(tmp_path: Path, monkeypatch) -> None:
+    import bench.adapter_eval as ae
+
+    first = EvalResults(tasks=["a", "b"], variants=["seen"], trials=1, n_demos=5, command="run 1",
+                        outcomes=[_o("a", "seen", 1, True, True), _o("b", "seen", 1, False, True)])
+    again = EvalResults(tasks=["b"], variants=["seen"], trials=1, n_demos=5, command="run 2",
+                        outcomes=[_o("b", "seen", 1, True, True)])
+    write_report(first, "one", tmp_path)
+    write_report(again, "two", tmp_path)
+    monkeypatch.setattr(ae, "write_report", lambda r, name: write_report(r, name, tmp_path))
+    assert ae.main(["--rewrite", str(tmp_path / "one.json"), str(tmp_path / "two.json"), "--name", "both"]) == 0
+    md = (tmp_path / "both.md").read_text()
+    assert "| b | seen | 1 | 1.00 | 0.76 |" in md and "| a | seen | 1 | 1.00 | 0.76 |" in md
+    assert "run 1" in md and "run 2" in md and "**1.00**" in md

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial.transform import Rotation as Rot
 
-from core.geometry import Pose
+from core.geometry import Pose, invert_transform
 from core.program import Arc, Rotation, StartPose, Tilt, TrajectoryProgram
 from core.skills import GraspConstraint, ManipulationConstraint
 from tools.constraints.grasp import in_region, sample_candidates, to_fractions
@@ -120,6 +120,27 @@ def align_to_edges(R_og: np.ndarray, R_wo: np.ndarray, edges_world: np.ndarray, 
     return R_wo.T @ np.column_stack([x_new, y_new, z])
 
 
+def match_demo_frame(
+    T_world_object: np.ndarray, bbox_size: Sequence[float], demo_size: Sequence[float], margin: float = 0.15,
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The object's frame turned 90° about its z when that makes its footprint correspond to the
+    demonstrated object's (a canonical frame's x/y may fall either way on an object whose sides differ
+    little, or on another instance): (T_world_object, bbox size) with x/y matching the demo's x/y.
+
+    Sides are compared by |log ratio|; the turn is taken only when it is better by `margin`.
+    """
+    s = np.maximum(np.asarray(bbox_size, dtype=float), 1e-4)
+    d = np.maximum(np.asarray(demo_size, dtype=float), 1e-4)
+    keep = abs(np.log(s[0] / d[0])) + abs(np.log(s[1] / d[1]))
+    turn = abs(np.log(s[1] / d[0])) + abs(np.log(s[0] / d[1]))
+    T = np.asarray(T_world_object, dtype=float)
+    if turn + margin >= keep:
+        return T.copy(), (float(s[0]), float(s[1]), float(s[2]))
+    out = T.copy()
+    out[:3, 0], out[:3, 1] = T[:3, 1], -T[:3, 0]  # new x = old y, new y = -old x (right-handed)
+    return out, (float(s[1]), float(s[0]), float(s[2]))
+
+
 def grasp_candidates(
     constraint: GraspConstraint,
     T_world_object: np.ndarray,
@@ -133,8 +154,14 @@ def grasp_candidates(
     edges_world: np.ndarray | None = None,
     pregrasp_m: float = PREGRASP_M,
     retreat_m: float = RETREAT_M,
+    floor_z: float | None = None,
 ) -> list[GraspPlan]:
-    """Up to n world-frame grasp plans inside the learned regions (best-weighted region, centre cells first)."""
+    """Up to n world-frame grasp plans inside the learned regions (best-weighted region, centre cells first).
+
+    `floor_z`: the lowest the TCP may go (world z; the support under the object plus the fingertips'
+    reach below the TCP and a margin): a grasp below it is raised to it, so the fingertips close on
+    the object instead of dragging on the table.
+    """
     rev = as_revision(revision)
     approach = np.asarray(rev.approach if rev.approach is not None else constraint.approach, dtype=float)
     R_wo = T_world_object[:3, :3]
@@ -148,6 +175,9 @@ def grasp_candidates(
         T_og[:3, :3] = R_og
         T_og[:3, 3] = c.T_object_gripper.position
         T_wg = T_world_object @ T_og
+        if floor_z is not None and T_wg[2, 3] < floor_z:
+            T_wg[2, 3] = floor_z
+            T_og = np.linalg.inv(T_world_object) @ T_wg
         z_w = T_wg[:3, 2]
         grasp = Pose.from_matrix(T_wg)
         pre = T_wg.copy()
@@ -156,7 +186,7 @@ def grasp_candidates(
         ret = T_wg.copy()
         ret[:3, 3] = T_wg[:3, 3] - z_w * retreat_m
         ret[2, 3] += 0.03
-        frac = to_fractions(np.asarray(c.T_object_gripper.position)[None], bbox_size)[0]
+        frac = to_fractions(T_og[:3, 3][None], bbox_size)[0]
         inside_reg = bool(any(in_region(r, frac[None], margin=0.02)[0] for r in constraint.regions))
         out.append(GraspPlan(
             region=c.region, cell=c.cell, T_object_gripper=Pose.from_matrix(T_og), grasp=grasp,
@@ -164,6 +194,55 @@ def grasp_candidates(
             in_region=inside_reg, inside_object=bool(np.all(np.abs(frac) <= 0.5 + 0.15)),
         ))
     return out
+
+
+def centre_between_fingers(plan: GraspPlan, points: np.ndarray, *, finger_half_width: float = 0.012,
+                           max_shift: float = 0.02, max_opening: float = 0.08, min_points: int = 20) -> GraspPlan:
+    """Shift a grasp along its closing axis so that the fingers straddle the middle of the object's
+    local cross-section: the perceived points in the slab the fingers sweep (within the finger width
+    along the gripper's x, from the fingertips up), their extent along the closing axis y. A frame
+    centred on the visible surface is biased towards the camera; an off-centre parallel grasp pushes
+    a light object away before the second finger arrives. Unchanged when the slab holds too few
+    points, is wider than the open hand, or the shift would exceed `max_shift`."""
+    T = plan.grasp.matrix()
+    x, y, z, o = T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3]
+    rel = np.asarray(points, dtype=float) - o
+    along_x, along_y, along_z = rel @ x, rel @ y, rel @ z
+    slab = (np.abs(along_x) <= finger_half_width) & (along_z <= 0.01) & (np.abs(along_y) <= max_opening)
+    if int(slab.sum()) < min_points:
+        return plan
+    lo, hi = float(along_y[slab].min()), float(along_y[slab].max())
+    if hi - lo > max_opening:
+        return plan
+    shift = 0.5 * (lo + hi)
+    if abs(shift) > max_shift or abs(shift) < 1e-4:
+        return plan
+    d = y * shift
+
+    def moved(p: Pose) -> Pose:
+        M = p.matrix()
+        M[:3, 3] += d
+        return Pose.from_matrix(M)
+
+    T_og = plan.T_object_gripper.matrix()
+    T_og[:3, 3] += T_og[:3, :3] @ np.array([0.0, shift, 0.0])
+    return plan.model_copy(update={"grasp": moved(plan.grasp), "pregrasp": moved(plan.pregrasp),
+                                   "retreat": moved(plan.retreat), "T_object_gripper": Pose.from_matrix(T_og)})
+
+
+def twist_grasp(plan: GraspPlan, angle: float) -> GraspPlan:
+    """The same grasp turned by `angle` (rad) about the gripper's approach axis (for an object that is
+    the same all round, a cup: the twist is free and decides what the wrist can do afterwards)."""
+    c, s_ = np.cos(angle), np.sin(angle)
+    Rz = np.eye(4)
+    Rz[:2, :2] = [[c, -s_], [s_, c]]
+
+    def turned(p: Pose) -> Pose:
+        return Pose.from_matrix(p.matrix() @ Rz)
+
+    return plan.model_copy(update={"grasp": turned(plan.grasp), "pregrasp": turned(plan.pregrasp),
+                                   "retreat": turned(plan.retreat),
+                                   "T_object_gripper": turned(plan.T_object_gripper)})
 
 
 # --- manipulation ---------------------------------------------------------------------------------
@@ -187,16 +266,31 @@ def master_slave_trajectory(
     *,
     revision: object | None = None,
     n: int = N_TRAJECTORY,
+    times: Sequence[float] | None = None,
+    scale_about: str = "start",
 ) -> np.ndarray:
-    """(n, 4, 4) T_master_slave(t), started from the measured pose when given, with the revision applied."""
+    """T_master_slave(t) (k, 4, 4), started from the measured pose when given, with the revision
+    applied; at `times` when given (t in [0, 1]; the program's own clock: what the demo's keypoints
+    are compared at), else at `sample_times(program, sizes, n)` (dense where it turns, for execution).
+
+    A trajectory scale stretches the motion about its start (`scale_about="start"`: where the held
+    or attached slave is, a drawer pulled further) or about its contact (`"contact"`: the point
+    nearest the master, for a hand that starts in free space and presses or pushes: the approach
+    shortens or lengthens, the press stays on the button)."""
     rev = as_revision(revision)
     prog = _scaled_angles(constraint.program, rev.angle_scale)
     if T_master_slave_now is not None:
         p = Pose.from_matrix(T_master_slave_now)
         prog = prog.model_copy(update={"start": StartPose(position=p.position, quaternion=p.quaternion)})
-    Ts = matrices_at(prog, sizes, sample_times(prog, sizes, n))
+    Ts = matrices_at(prog, sizes, sample_times(prog, sizes, n) if times is None else np.asarray(times, dtype=float))
     if abs(rev.trajectory_scale - 1.0) > 1e-9:
-        p0 = Ts[0, :3, 3].copy()
+        if scale_about == "contact":
+            dense = matrices_at(prog, sizes, np.linspace(0.0, 1.0, 200))[:, :3, 3]
+            p0 = dense[int(np.argmin(np.linalg.norm(dense, axis=1)))].copy()
+        elif scale_about == "start":
+            p0 = matrices_at(prog, sizes, [0.0])[0, :3, 3].copy()
+        else:
+            raise ValueError(f"scale_about must be 'start' or 'contact', not {scale_about!r}")
         Ts[:, :3, 3] = p0 + rev.trajectory_scale * (Ts[:, :3, 3] - p0)
     if abs(rev.lift_m) > 1e-9 and len(Ts) > 2:
         # lift the middle of the motion (start and end stay where contact happens)
@@ -206,11 +300,23 @@ def master_slave_trajectory(
 
 
 def sample_times(program: TrajectoryProgram, sizes: dict[str, Sequence[float]], n: int = N_TRAJECTORY,
-                 dense: int = 400, corner_deg: float = 30.0) -> np.ndarray:
-    """n evenly spaced times plus the corners of the path (a press's deepest point, a waypoint), so
-    that sparse sampling never cuts a corner short."""
+                 dense: int = 400, corner_deg: float = 30.0, max_turn_deg: float = 10.0,
+                 m_per_rad: float = 0.1) -> np.ndarray:
+    """n times evenly spaced in motion (metres of travel plus `m_per_rad` per radian turned, so that a
+    tilt made almost in place, a pour, gets its share of poses), more where needed so that no two
+    neighbours differ by more than `max_turn_deg`, plus the corners of the path (a press's deepest
+    point, a waypoint), so that sparse sampling never cuts a corner or a turn short."""
     td = np.linspace(0.0, 1.0, dense)
-    p = matrices_at(program, sizes, td)[:, :3, 3]
+    Md = matrices_at(program, sizes, td)
+    p = Md[:, :3, 3]
+    turn = Rot.from_matrix(np.einsum("kji,kjl->kil", Md[:-1, :3, :3], Md[1:, :3, :3])).magnitude()
+    effort = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1) + m_per_rad * turn)])
+    n_turn = int(np.ceil(float(turn.sum()) / np.deg2rad(max_turn_deg))) + 1
+    k = max(n, min(n_turn, 4 * n))
+    if effort[-1] > 1e-9:
+        t_even = np.interp(np.linspace(0.0, effort[-1], k), effort + np.arange(dense) * 1e-12, td)
+    else:
+        t_even = np.linspace(0.0, 1.0, k)
     d = np.diff(p, axis=0)
     norm = np.linalg.norm(d, axis=1)
     corners = []
@@ -222,7 +328,58 @@ def sample_times(program: TrajectoryProgram, sizes: dict[str, Sequence[float]], 
         if last is not None and float(u @ last[1]) < np.cos(np.deg2rad(corner_deg)):
             corners.append(td[i])
         last = (i, u)
-    return np.unique(np.concatenate([np.linspace(0.0, 1.0, n), corners]))
+    ts = np.unique(np.concatenate([t_even, [0.0, 1.0], corners]))
+    for _ in range(8):  # halve any interval that still turns too far (a tilt made within a few mm of travel)
+        M = matrices_at(program, sizes, ts)
+        gap = Rot.from_matrix(np.einsum("kji,kjl->kil", M[:-1, :3, :3], M[1:, :3, :3])).magnitude()
+        wide = gap > np.deg2rad(max_turn_deg)
+        if not np.any(wide) or len(ts) >= 8 * n:
+            break
+        ts = np.unique(np.concatenate([ts, 0.5 * (ts[:-1][wide] + ts[1:][wide])]))
+    return ts
+
+
+def is_round(size: Sequence[float], T_world_object: np.ndarray, tol: float = 0.15) -> bool:
+    """An upright object whose footprint sides agree within `tol`: its yaw cannot be seen (a cup, a
+    round plate), so any yaw of its frame is as good as the perceived one."""
+    s = np.asarray(size, dtype=float)
+    upright = abs(float(np.asarray(T_world_object)[2, 2])) > 0.9
+    return upright and abs(s[0] - s[1]) <= tol * max(float(s[0]), float(s[1]), 1e-6)
+
+
+def _rot_z(a: float) -> np.ndarray:
+    T = np.eye(4)
+    c, s = np.cos(a), np.sin(a)
+    T[:2, :2] = [[c, -s], [s, c]]
+    return T
+
+
+def yaw_master_to_demo(T_world_master: np.ndarray, T_world_slave: np.ndarray, T_ms_learned: np.ndarray,
+                       min_offset_m: float = 0.03) -> np.ndarray:
+    """A round master's frame turned about its z so that the slave lies in the same direction from it
+    as at the demonstrated start (the demo's 'source to the side of the target' holds whichever side
+    the source stands on now). Unchanged when either lies on the master's axis."""
+    now = (invert_transform(T_world_master) @ T_world_slave)[:2, 3]
+    then = np.asarray(T_ms_learned)[:2, 3]
+    if np.linalg.norm(now) < min_offset_m or np.linalg.norm(then) < min_offset_m:
+        return np.asarray(T_world_master, dtype=float).copy()
+    a = float(np.arctan2(now[1], now[0]) - np.arctan2(then[1], then[0]))
+    return np.asarray(T_world_master, dtype=float) @ _rot_z(a)
+
+
+def yaw_slave_to_demo(T_master_slave: np.ndarray, T_ms_learned: np.ndarray) -> np.ndarray:
+    """The turn Rz(d) about a round slave's own z that brings its measured orientation (master frame)
+    nearest the demonstrated start orientation: use T_master_slave · Rz(d) and Rz(-d) · T_slave_gripper
+    (the same physical grasp), so the program's orientations need no twist of the wrist about the
+    slave's axis that the demo never made."""
+    R_now, R_then = np.asarray(T_master_slave)[:3, :3], np.asarray(T_ms_learned)[:3, :3]
+    best, best_err = np.eye(4), np.inf
+    for a in np.deg2rad(np.arange(0.0, 360.0, 5.0)):
+        Rz = _rot_z(float(a))
+        err = float(Rot.from_matrix(R_then.T @ R_now @ Rz[:3, :3]).magnitude())
+        if err < best_err:
+            best, best_err = Rz, err
+    return best
 
 
 def world_trajectory(T_world_master: np.ndarray, T_master_slave: np.ndarray, T_slave_gripper: np.ndarray) -> list[Pose]:
@@ -235,6 +392,22 @@ def retreat_pose(T_world_gripper: Pose, distance: float = RETREAT_M, up: float =
     T = T_world_gripper.matrix()
     T[:3, 3] = T[:3, 3] - T[:3, 2] * distance + np.array([0.0, 0.0, up])
     return Pose.from_matrix(T)
+
+
+def keypoint_times(constraint: ManipulationConstraint, demo_sizes: dict[str, Sequence[float]],
+                   keypoints: Sequence[Sequence[float]], dense: int = 400) -> np.ndarray:
+    """The program's times at which it passes the demonstrated keypoints (demo's object sizes; in
+    order along the path): where the adapted program is to be compared with them point by point.
+    The keypoints were taken evenly in the demo's time, the program runs on its own clock (a pause
+    in the demo is no time in a program)."""
+    td = np.linspace(0.0, 1.0, dense)
+    P = matrices_at(constraint.program, demo_sizes, td)[:, :3, 3]
+    out, lo = [], 0
+    for kp in np.asarray(keypoints, dtype=float):
+        j = lo + int(np.argmin(np.linalg.norm(P[lo:] - kp, axis=1)))
+        out.append(td[j])
+        lo = j
+    return np.asarray(out)
 
 
 def keypoints_of(Ts: np.ndarray, k: int = 10) -> np.ndarray:

@@ -73,7 +73,10 @@ class MujocoCollisionChecker:
 
     name = "mujoco model"
 
-    def __init__(self, model: Any, data: Any, allowed_bodies: Sequence[str] = (), depth: float = 0.004) -> None:
+    def __init__(self, model: Any, data: Any, allowed_bodies: Sequence[str] = (), depth: float = 0.004,
+                 hand_only_bodies: Sequence[str] = ()) -> None:
+        """`allowed_bodies` (and their children) may be touched; those also in `hand_only_bodies` only by
+        the hand and fingers (the arm's links against the cup poured into are a collision)."""
         import mujoco
 
         self._mj = mujoco
@@ -100,6 +103,18 @@ class MujocoCollisionChecker:
         # light loose bodies (liquid particles, crumbs) are pushed aside, they never block the arm
         light = np.array([b > 0 and model.body_weldid[b] != 0 and model.body_subtreemass[b] < LIGHT_BODY_KG
                           for b in range(model.nbody)])
+        hand_only_ids = {i for i, n in enumerate(names) if n in set(hand_only_bodies)}
+        hand_only = np.zeros(model.nbody, dtype=bool)
+        for b in range(model.nbody):
+            k = b
+            while k > 0:
+                if k in hand_only_ids:
+                    hand_only[b] = True
+                    break
+                k = int(model.body_parentid[k])
+        is_hand = np.array([r and ("finger" in n or "hand" in n) for r, n in zip(robot, names, strict=True)])
+        self._hand_only_geom = hand_only[model.geom_bodyid]
+        self._hand_geom = is_hand[model.geom_bodyid]
         self._robot_geom = robot[model.geom_bodyid]
         self._allowed_geom = (allowed | (light & ~robot))[model.geom_bodyid]
         self._names = names
@@ -118,7 +133,11 @@ class MujocoCollisionChecker:
         g1, g2 = np.asarray(d.contact.geom1[:n]), np.asarray(d.contact.geom2[:n])
         dist = np.asarray(d.contact.dist[:n])
         r1, r2 = self._robot_geom[g1], self._robot_geom[g2]
-        bad = (r1 ^ r2) & ~(self._allowed_geom[g1] | self._allowed_geom[g2]) & (dist < -self.depth)
+        allowed = self._allowed_geom[g1] | self._allowed_geom[g2]
+        # an arm link (not the hand) against a body only the hand may touch
+        link_on_hand_only = (r1 & ~self._hand_geom[g1] & self._hand_only_geom[g2]) | \
+            (r2 & ~self._hand_geom[g2] & self._hand_only_geom[g1])
+        bad = (r1 ^ r2) & (~allowed | link_on_hand_only) & (dist < -self.depth)
         if not np.any(bad):
             return ""
         i = int(np.flatnonzero(bad)[0])

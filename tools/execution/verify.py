@@ -18,7 +18,9 @@ from scipy.spatial.transform import Rotation as Rot
 from core.geometry import invert_transform
 
 MIN_HELD_WIDTH_M = 0.002  # fingers closer than this closed on nothing
+MAX_HELD_WIDTH_M = 0.078  # fingers this far apart never closed (the Panda hand opens to 80 mm)
 END_ROTATION_TOL_DEG = 15.0  # an end pose this close in orientation (and position) is the planned one
+PLACED_HEIGHT_TOL_M = 0.05  # an object let go this far above/below the planned height did not land as planned
 ENOUGH_MOTION = 0.7  # share of the planned motion that counts as done (the diagnose rule's threshold)
 
 
@@ -29,11 +31,16 @@ class GraspVerdict(BaseModel):
 
 
 def verify_grasp(reported_success: bool, width_after: float, is_grasping: bool | None = None,
-                 expected_width: float | None = None) -> GraspVerdict:
-    """Held iff the grasp reported success, the fingers stopped apart, and (when known) still grasp."""
+                 expected_width: float | None = None, max_width: float = MAX_HELD_WIDTH_M) -> GraspVerdict:
+    """Held iff the grasp reported success, the fingers stopped apart but closed some way (not still
+    fully open: then they rest on the object's ends or outside it), and (when known) still grasp."""
     if width_after < MIN_HELD_WIDTH_M:
         return GraspVerdict(held=False, width=width_after,
                             message=f"fingers closed to {width_after * 1000:.1f} mm: nothing between them")
+    if width_after > max_width:
+        return GraspVerdict(held=False, width=width_after,
+                            message=f"the fingers stayed open at {width_after * 1000:.1f} mm: the object is as wide "
+                                    "as the open hand there (fingers on its ends), not held")
     if not reported_success:
         return GraspVerdict(held=False, width=width_after,
                             message=f"the gripper stopped at {width_after * 1000:.1f} mm without holding")
@@ -46,6 +53,14 @@ def verify_grasp(reported_success: bool, width_after: float, is_grasping: bool |
 def relation(T_world_master: np.ndarray, T_world_slave: np.ndarray) -> np.ndarray:
     """T_master_slave."""
     return invert_transform(np.asarray(T_world_master, dtype=float)) @ np.asarray(T_world_slave, dtype=float)
+
+
+def placement_tolerance(master_size: Sequence[float], share: float = 0.25, floor_m: float = 0.025) -> float:
+    """How far from the planned spot an object set down on/in a master may rest and still count as
+    placed: a quarter of the master's smaller side (anywhere near the middle of a plate is on the
+    plate; a block on a block must be nearly centred), never under 2.5 cm (perception's own error)."""
+    s = np.asarray(master_size, dtype=float)
+    return float(max(floor_m, share * float(np.min(s[:2]))))
 
 
 class MotionJudgement(BaseModel):
@@ -71,7 +86,8 @@ def judge_motion(
     The motion counts as done when the displacement along the planned direction and the rotation
     about the planned axis reach ENOUGH_MOTION of the plan (articulations: a drawer out, a door
     swung), or when the end pose lies within `end_tolerance_m` of the planned end. For a `placement`
-    (an object let go) only the end position counts.
+    (an object let go) only the end position counts: across the master's plane, its height within
+    PLACED_HEIGHT_TOL_M.
     """
     P = np.asarray(planned, dtype=float)
     s, a, e = np.asarray(start, dtype=float), np.asarray(achieved, dtype=float), P[-1]
@@ -87,12 +103,18 @@ def judge_motion(
     else:
         ach_deg = float(np.rad2deg(np.linalg.norm(rv_ach)))
     end_err = float(np.linalg.norm(a[:3, 3] - e[:3, 3]))
+    rise = float(a[2, 3] - e[2, 3])
+    if placement:
+        # an object let go rests where its support holds it: where it lies across the master's plane
+        # counts, its height only as a sanity check (not left hanging, not fallen off)
+        end_err = float(np.linalg.norm(a[:2, 3] - e[:2, 3]))
     moved_ok = exp_m < 0.02 or ach_m >= ENOUGH_MOTION * exp_m
     turned_ok = exp_deg < 10.0 or ach_deg >= ENOUGH_MOTION * exp_deg
     end_rot_deg = float(np.rad2deg(Rot.from_matrix(a[:3, :3] @ e[:3, :3].T).magnitude()))
-    at_end = end_err <= end_tolerance_m and (placement or end_rot_deg <= END_ROTATION_TOL_DEG)
+    at_end = end_err <= end_tolerance_m and (abs(rise) <= max(PLACED_HEIGHT_TOL_M, end_tolerance_m) if placement
+                                              else end_rot_deg <= END_ROTATION_TOL_DEG)
     enough = at_end if placement else ((moved_ok and turned_ok) or at_end)
     msg = (f"moved {ach_m * 100:.1f}/{exp_m * 100:.1f} cm, turned {ach_deg:.0f}/{exp_deg:.0f} deg, "
-           f"end {end_err * 100:.1f} cm from the plan")
+           f"end {end_err * 100:.1f} cm from the plan" + (f" ({rise * 100:+.1f} cm in height)" if placement else ""))
     return MotionJudgement(expected_motion_m=exp_m, achieved_motion_m=ach_m, expected_rotation_deg=exp_deg,
                            achieved_rotation_deg=ach_deg, end_error_m=end_err, enough=enough, message=msg)

@@ -13,10 +13,16 @@ from tools.execution.candidates import (
     PREGRASP_M,
     Revision,
     align_to_edges,
+    centre_between_fingers,
     grasp_candidates,
+    is_round,
     master_slave_trajectory,
+    match_demo_frame,
     sample_times,
+    twist_grasp,
     world_trajectory,
+    yaw_master_to_demo,
+    yaw_slave_to_demo,
 )
 
 SIZE = (0.06, 0.30, 0.12)
@@ -111,3 +117,97 @@ def test_sampling_keeps_the_corner_of_a_press() -> None:
     Ts = master_slave_trajectory(ManipulationConstraint(program=prog), sizes, None, n=24)
     assert len(ts) == len(Ts) > 24
     assert np.isclose(Ts[:, 2, 3].min(), -0.005, atol=1e-3)  # the deepest point is sampled
+
+
+def test_a_frame_whose_sides_fall_the_other_way_is_turned_to_match_the_demo() -> None:
+    T = _T(10.0, (0.5, 0.0, 0.03))
+    # the demo's mango lay long along its x; this one is perceived long along y
+    T2, size = match_demo_frame(T, (0.047, 0.085, 0.046), (0.081, 0.049, 0.044))
+    assert np.allclose(size, (0.085, 0.047, 0.046))
+    assert np.allclose(T2[:3, 0], T[:3, 1]) and np.allclose(T2[:3, 1], -T[:3, 0])  # still right-handed
+    assert np.isclose(np.linalg.det(T2[:3, :3]), 1.0) and np.allclose(T2[:3, 3], T[:3, 3])
+    # a learned closing axis across the demo's short side now closes across this one's short side
+    middle = TOP.model_copy(update={"regions": [GraspRegion(center=(0, 0, 0), extent=(0.2, 0.2, 0.2))]})
+    cands = grasp_candidates(middle, T2, size, n=1)
+    y_world = cands[0].grasp.matrix()[:3, 1]
+    assert abs(y_world @ T[:3, 0]) > 0.99  # the perceived short side (x)
+    # sides that already agree, or a near-square, are left alone
+    same, s2 = match_demo_frame(T, (0.08, 0.05, 0.04), (0.081, 0.049, 0.044))
+    assert np.allclose(same, T) and s2 == (0.08, 0.05, 0.04)
+    sq, _ = match_demo_frame(T, (0.050, 0.052, 0.04), (0.081, 0.049, 0.044))
+    assert np.allclose(sq, T)
+
+
+def test_grasps_are_kept_above_the_floor_and_centred_between_the_fingers() -> None:
+    low = GraspConstraint(regions=[GraspRegion(center=(0.0, 0.0, -0.4), extent=(0.1, 0.1, 0.1))], approach=(0, 0, -1),
+                          orientation=TOP.orientation, width=0.05)
+    T_wo = _T(0.0, (0.5, 0.0, 0.03))
+    g = grasp_candidates(low, T_wo, (0.05, 0.05, 0.05), n=1)[0]
+    assert g.grasp.position[2] < 0.02
+    g = grasp_candidates(low, T_wo, (0.05, 0.05, 0.05), n=1, floor_z=0.02)[0]
+    assert np.isclose(g.grasp.position[2], 0.02) and np.isclose(g.pregrasp.position[2], 0.02 + PREGRASP_M)
+    # a cylinder 4.6 cm across whose frame sits 6 mm off its axis along the closing direction
+    rng = np.random.default_rng(0)
+    ang, z = rng.uniform(0, 2 * np.pi, 2000), rng.uniform(0.0, 0.056, 2000)
+    y_w = g.grasp.matrix()[:3, 1]
+    axis = np.array([0.5, 0.0]) - 0.006 * y_w[:2]
+    pts = np.column_stack([axis[0] + 0.023 * np.cos(ang), axis[1] + 0.023 * np.sin(ang), z])
+    c = centre_between_fingers(g, pts)
+    off = (c.grasp.matrix()[:3, 3] - np.array([*axis, 0.0])) @ y_w
+    assert abs(off) < 0.001 and abs((g.grasp.matrix()[:3, 3] - np.array([*axis, 0.0])) @ y_w) > 0.005
+    assert np.allclose(c.pregrasp.matrix()[:3, 3] - c.grasp.matrix()[:3, 3],
+                       g.pregrasp.matrix()[:3, 3] - g.grasp.matrix()[:3, 3])
+    # too few points, or an object wider than the open hand: unchanged
+    assert centre_between_fingers(g, pts[:5]) == g
+    wide = np.column_stack([0.5 + 0.0 * ang, np.linspace(-0.1, 0.1, len(ang)), z])
+    assert centre_between_fingers(g, wide).grasp == g.grasp
+
+
+def test_a_round_master_is_turned_so_the_slave_stands_where_it_stood_in_the_demo() -> None:
+    assert is_round((0.09, 0.088, 0.08), _T(30.0, (0, 0, 0))) and not is_round((0.09, 0.05, 0.08), _T(0.0, (0, 0, 0)))
+    T_wm = _T(0.0, (0.5, 0.1, 0.04))
+    T_ws = _T(0.0, (0.5, -0.14, 0.045))  # the source stands at the target's -y now
+    learned = _T(0.0, (0.045, 0.24, 0.0))  # in the demo it stood at the target's +y (and a little +x)
+    T2 = yaw_master_to_demo(T_wm, T_ws, learned)
+    rel = np.linalg.inv(T2) @ T_ws
+    bearing = np.arctan2(rel[1, 3], rel[0, 3])
+    assert np.isclose(bearing, np.arctan2(0.24, 0.045), atol=1e-6)
+    assert np.allclose(T2[:3, 3], T_wm[:3, 3]) and np.allclose(T2[:3, 2], (0, 0, 1))
+    # a round slave: the turn about its own axis that matches the demonstrated start orientation
+    now = _T(70.0, (0.0, 0.24, 0.0))
+    Rz = yaw_slave_to_demo(now, _T(-28.0, (0.0, 0.24, 0.0)))
+    err = Rot.from_matrix((now @ Rz)[:3, :3] @ _T(-28.0, (0, 0, 0))[:3, :3].T).magnitude()
+    assert np.rad2deg(err) <= 2.5
+
+
+def test_a_grasp_twisted_about_its_approach_keeps_its_point_and_axis() -> None:
+    g = grasp_candidates(TOP, _T(0.0, (0.5, 0.0, 0.1)), SIZE, n=1)[0]
+    t = twist_grasp(g, np.pi / 2)
+    assert np.allclose(t.grasp.matrix()[:3, 3], g.grasp.matrix()[:3, 3])
+    assert np.allclose(t.grasp.matrix()[:3, 2], g.grasp.matrix()[:3, 2])
+    assert np.allclose(t.grasp.matrix()[:3, 1], -g.grasp.matrix()[:3, 0], atol=1e-9)
+    assert np.allclose(t.pregrasp.matrix()[:3, 3], g.pregrasp.matrix()[:3, 3])
+
+
+def test_a_tilt_made_in_place_gets_poses_all_along_it() -> None:
+    sizes = {"master": (0.09, 0.09, 0.08), "slave": (0.06, 0.06, 0.09)}
+    q = [tuple(Rot.from_euler("x", a, degrees=True).as_quat()) for a in (0.0, 120.0)]
+    prog = TrajectoryProgram(family="waypoints", start=StartPose(position=(0.0, 0.3, 0.0)),
+                             steps=[Waypoints(points=[(0.0, 0.05, 0.15), (0.0, 0.05, 0.16), (0.0, 0.3, 0.0)],
+                                              quaternions=[q[0], q[1], q[0]])])
+    Ts = master_slave_trajectory(ManipulationConstraint(program=prog), sizes, None, n=24)
+    turns = Rot.from_matrix(np.einsum("kji,kjl->kil", Ts[:-1, :3, :3], Ts[1:, :3, :3])).magnitude()
+    assert np.rad2deg(turns.max()) <= 10.5  # 1 cm of travel turning 120 deg: many poses, none far apart
+
+
+def test_a_free_hands_approach_is_stretched_about_the_press_not_its_start() -> None:
+    sizes = {"master": (0.05, 0.05, 0.01), "slave": (0.08, 0.02, 0.1)}
+    prog = TrajectoryProgram(family="reach", start=StartPose(position=(0.0, 0.0, 0.3)),
+                             steps=[Waypoints(points=[(0.0, 0.0, -0.005), (0.0, 0.0, 0.05)])])
+    c = ManipulationConstraint(program=prog)
+    half = Revision(trajectory_scale=0.5)
+    about_start = master_slave_trajectory(c, sizes, None, revision=half, n=24)
+    about_contact = master_slave_trajectory(c, sizes, None, revision=half, n=24, scale_about="contact")
+    assert np.isclose(about_start[:, 2, 3].min(), 0.1475, atol=1e-3)  # the press stops 15 cm above the button
+    assert about_contact[:, 2, 3].min() <= 0.0  # the press still reaches the button's middle
+    assert np.isclose(about_contact[0, 2, 3], 0.15, atol=3e-3)  # the approach is halved (about the contact)

@@ -61,3 +61,14 @@ def test_mujoco_checker_flags_the_hand_in_the_table_not_at_home_and_allows_the_t
     q = solve_ik(panda_model(), into, PANDA_HOME_Q, restarts=4).q
     assert MujocoCollisionChecker(w.model, w.data).collides(q, into, 0.08)
     assert MujocoCollisionChecker(w.model, w.data, allowed_bodies=["drawer", "cabinet"]).collides(q, into, 0.08) == ""
+
+
+def test_a_body_only_the_hand_may_touch_still_blocks_the_arms_links(drawer_world) -> None:
+    w = drawer_world
+    into = Pose(position=tuple(w.body_pose("drawer").translation), quaternion=DOWN)
+    q = solve_ik(panda_model(), into, PANDA_HOME_Q, restarts=4).q  # straight down into the drawer: the wrist hits
+    allowed = ["drawer", "cabinet"]
+    assert MujocoCollisionChecker(w.model, w.data, allowed_bodies=allowed).collides(q, into, 0.08) == ""
+    hit = MujocoCollisionChecker(w.model, w.data, allowed_bodies=allowed, hand_only_bodies=["cabinet"]).collides(
+        q, into, 0.08)
+    assert hit.startswith("panda0_link") and hit.endswith("against cabinet")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation as Rot
 
-from tools.execution.verify import judge_motion, relation, verify_grasp
+from tools.execution.verify import judge_motion, placement_tolerance, relation, verify_grasp
 
 
 def test_grasp_on_air_on_object_and_slipped() -> None:
@@ -15,6 +15,14 @@ def test_grasp_on_air_on_object_and_slipped() -> None:
     assert not verify_grasp(True, 0.03, is_grasping=False).held
     ok = verify_grasp(True, 0.021, is_grasping=True, expected_width=0.02)
     assert ok.held and "21.0 mm" in ok.message
+    # fingers that never closed (resting on the ends of an object as long as the open hand) hold nothing
+    wide = verify_grasp(True, 0.0818, is_grasping=True, expected_width=0.061)
+    assert not wide.held and "stayed open at 81.8 mm" in wide.message
+
+
+def test_placement_tolerance_grows_with_the_master_but_never_below_perception_error() -> None:
+    assert np.isclose(placement_tolerance((0.20, 0.20, 0.013)), 0.05)  # anywhere near a plate's middle
+    assert np.isclose(placement_tolerance((0.05, 0.05, 0.05)), 0.025)  # a block on a block: nearly centred
 
 
 def _T(pos: tuple[float, float, float], yaw_deg: float = 0.0) -> np.ndarray:
