@@ -772,17 +772,21 @@ class StepAdapter:
         if hand or held_end:
             T_ms_end = relation(self._T_wm(live), ee_end @ invert_transform(live.T_slave_gripper))
         released = False
-        if not hand:
+        # The plan's next step uses the held object again (carry the brush to the pan, then scrub):
+        # it stays in the hand, where this motion left it.
+        keep = bool(step.keep_holding) and not hand and bool(held_end)
+        if not hand and not keep:
             if self._rests(live):
                 robot.open_gripper(0.08)  # the grasp stays remembered: a later step may re-grasp the same way
                 released = True
             self._idle(SETTLE_S)
-        rr = self._move([retreat_pose(Pose.from_matrix(ee_end))], APPROACH_SPEED)
-        if not rr.ok:
-            facts["message"] = (facts["message"] + f"; retreat {rr.status.value}: {rr.message}").strip("; ")
+        if not keep:
+            rr = self._move([retreat_pose(Pose.from_matrix(ee_end))], APPROACH_SPEED)
+            if not rr.ok:
+                facts["message"] = (facts["message"] + f"; retreat {rr.status.value}: {rr.message}").strip("; ")
         part = live.skill.slave is not None and bool(live.skill.slave.parent)
         if T_ms_end is None or (not hand and not held_end) or (not hand and not part and released):
-            T_ms_end = self._measure_after(live, direction)
+            T_ms_end = self._measure_after(live, direction, placed=released and not part)
         placed = released and not part
         j = judge_motion(live.planned_ms, live.start_ms, T_ms_end, placement=placed,
                          end_tolerance_m=placement_tolerance(master.size) if placed else 0.03)
@@ -810,11 +814,17 @@ class StepAdapter:
         bottom = float(live.planned_ms[-1][2, 3]) - sz / 2
         return bottom <= float(master.size[2]) / 2 + 0.03
 
-    def _measure_after(self, live: _Live, direction: np.ndarray | None) -> np.ndarray:
-        """The slave's pose in the master frame, perceived after the attempt (arm retreated)."""
+    def _measure_after(self, live: _Live, direction: np.ndarray | None, placed: bool = False) -> np.ndarray:
+        """The slave's pose in the master frame, perceived after the attempt (arm retreated).
+
+        An object just put down is measured with the arm out of the camera's view: the retreated arm
+        often hides part of it (a pan's handle under the wrist), and a box fitted to what is left of it
+        puts its centre centimetres away from where it lies."""
         step = live.step
         assert live.start_ms is not None
         try:
+            if placed:
+                self._clear_view([step.slave or ""])
             scene = perceive(self.ctx.camera.capture(), [step.slave], self._segmenter())
             if step.slave in scene.missing and self._clear_view([step.slave or ""]):
                 # the retreated arm hides what it put down: look again with the arm out of the way

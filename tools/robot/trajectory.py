@@ -292,6 +292,12 @@ def _solve_segment(
         res = solve_ik(model, p, q_prev, pos_tol=pos_tol, rot_tol=rot_tol, restarts=0, max_iters=100,
                        nullspace_gain=0.0)
         if not res.success:
+            # Pure tracking stalls when a joint runs into its limit (typically joint 7 while a held
+            # object turns); the same warm start with a pull towards mid-range uses the arm's seventh
+            # degree of freedom to move the other joints instead, staying on the same branch.
+            res = solve_ik(model, p, q_prev, pos_tol=pos_tol, rot_tol=rot_tol, restarts=0, max_iters=300,
+                           nullspace_gain=0.2)
+        if not res.success or float(np.max(np.abs(res.q - q_prev))) > max_joint_jump:
             res = solve_ik(model, p, q_prev, pos_tol=pos_tol, rot_tol=rot_tol, restarts=6, seed=seed)
         jump = float(np.max(np.abs(res.q - q_prev)))
         if not res.success:
