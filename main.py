@@ -145,12 +145,15 @@ def bench_cmd(
     adapter_rounds: Annotated[int, typer.Option(help="compare-before-acting rounds (<= 4)")] = 4,
     review_rounds: Annotated[int, typer.Option(help="review rounds (<= 2)")] = 2,
     name: Annotated[str, typer.Option(help="results file name under bench/results/")] = "evaluation",
+    reuse_learning: Annotated[bool, typer.Option(help="skip learning tasks already learned by an earlier run of "
+                                                 "this protocol name (trials only)")] = False,
 ) -> None:
     """Run the evaluation protocol (bench/evaluate.py); writes bench/results/<name>.md and plots."""
     from bench.evaluate import Protocol, run_protocol
 
     proto = Protocol.from_cli(tasks=tasks, variants=variants, trials=trials, n_demos=n_demos, reasoner=reasoner,
-                              adapter_rounds=adapter_rounds, review_rounds=review_rounds, name=name)
+                              adapter_rounds=adapter_rounds, review_rounds=review_rounds, name=name,
+                              reuse_learning=reuse_learning)
     run_protocol(proto, console=console)
 
 

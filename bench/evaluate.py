@@ -11,8 +11,11 @@ Protocol (after the paper's: learn from a few demos of the seen distribution, te
 3. Trials, per task and variant: seeds 1..trials, the goal text of the task, the full graph
    (planner finds the plan in memory -> adapter loop -> report); success is the simulator's success
    predicate at the end (and ordered subgoals for long-horizon tasks).
-4. Results: success rate per task and variant, mean subgoals reached, median trial time, mean
-   compare/review rounds, reasoner calls and tokens; bench/results/<name>.md + .json + <name>.png.
+4. Results: success rate per task and variant, mean subgoals reached (and each trial's subgoals for
+   long-horizon tasks), median trial time, mean compare/review rounds, reasoner calls and tokens;
+   bench/results/<name>.md + .json + <name>.png.
+`--reuse-learning` keeps bench/results/<name>.work/ and skips learning a task already learned there:
+the trials run again on the same skills after a change downstream of learning (said in the report).
 Runs of the trials are kept under bench/results/<name>.runs/ (replayable with `main.py replay`).
 """
 
@@ -49,10 +52,13 @@ class Protocol(BaseModel):
     review_rounds: int = Field(2, ge=0, le=2)
     name: str = "evaluation"
     out_dir: Path = RESULTS
+    reuse_learning: bool = Field(False, description="keep <name>.work/ and skip learning a task whose plan is "
+                                 "already in its memory (trials only, after a change downstream of learning)")
 
     @classmethod
     def from_cli(cls, *, tasks: str, variants: str, trials: int, n_demos: int, reasoner: str,
-                 adapter_rounds: int, review_rounds: int, name: str, out_dir: Path | None = None) -> Protocol:
+                 adapter_rounds: int, review_rounds: int, name: str, out_dir: Path | None = None,
+                 reuse_learning: bool = False) -> Protocol:
         from sim.tasks import TASKS, get_task, parse_variant
 
         names = sorted(TASKS) if tasks.strip() in ("", "all") else [t.strip() for t in tasks.split(",") if t.strip()]
@@ -64,7 +70,7 @@ class Protocol(BaseModel):
         try:
             return cls(tasks=names, variants=vs, trials=trials, n_demos=n_demos, reasoner=reasoner,
                        adapter_rounds=adapter_rounds, review_rounds=review_rounds, name=name,
-                       out_dir=out_dir or RESULTS)
+                       out_dir=out_dir or RESULTS, reuse_learning=reuse_learning)
         except ValidationError as e:
             first = e.errors()[0]
             field = "--" + str(first["loc"][0]).replace("_", "-")
@@ -80,6 +86,7 @@ class Trial(BaseModel):
     success: bool
     subgoals_met: int = 0
     subgoals_total: int = 0
+    subgoals: dict[str, bool] = Field(default_factory=dict, description="long-horizon tasks: reached, in order")
     seconds: float = 0.0
     adapt_rounds: int = 0
     review_rounds: int = 0
@@ -104,6 +111,7 @@ class Cell(BaseModel):
 class Results(BaseModel):
     protocol: Protocol
     learning_s: dict[str, float] = Field(default_factory=dict)
+    learning_reused: list[str] = Field(default_factory=list)
     learning_errors: dict[str, str] = Field(default_factory=dict)
     trials: list[Trial] = Field(default_factory=list)
     cells: list[Cell] = Field(default_factory=list)
@@ -133,6 +141,13 @@ def learn(task: str, proto: Protocol, settings: Any, work: Path) -> float:
     return time.perf_counter() - t0
 
 
+def _learned(task: str, settings: Any) -> bool:
+    from memory.store import open_memory
+
+    with open_memory(settings) as mem:
+        return mem.get_plan(task) is not None
+
+
 def trial(task: str, variant: str, seed: int, proto: Protocol, settings: Any, runs_root: Path) -> Trial:
     from agents.graph import make_context, run_goal
     from agents.state import RunConfig, new_run_id
@@ -152,6 +167,7 @@ def trial(task: str, variant: str, seed: int, proto: Protocol, settings: Any, ru
     return Trial(
         task=task, variant=variant, seed=seed, run_id=cfg.run_id, outcome=s.outcome, success=s.achieved,
         subgoals_met=sum(bool(v) for v in s.subgoals.values()), subgoals_total=len(t.subgoal_names),
+        subgoals={k: bool(v) for k, v in s.subgoals.items()},
         seconds=time.perf_counter() - t0, adapt_rounds=sum(x.adapt_rounds for x in s.steps),
         review_rounds=sum(x.review_rounds for x in s.steps), reasoner_calls=s.reasoner_calls,
         tokens=int(s.tokens.get("total_tokens", 0)),
@@ -196,6 +212,18 @@ def write_report(res: Results) -> Path:
     if res.learning_s:
         md += ["", "Learning (record + ground + learn) per task: "
                + ", ".join(f"{k} {v:.0f} s" for k, v in res.learning_s.items())]
+    if res.learning_reused:
+        md += ["", "Learning reused from an earlier run of this protocol (--reuse-learning): "
+               + ", ".join(res.learning_reused)]
+    long = [t for t in res.trials if t.subgoals]
+    if long:
+        names = list(dict.fromkeys(k for t in long for k in t.subgoals))
+        md += ["", "Subgoals per trial (in the task's order; a trial succeeds only with all of them, in order):", "",
+               "| task | variant | seed | " + " | ".join(names) + " | outcome | s |",
+               "|---|---|---|" + "---|" * len(names) + "---|---|"]
+        for t in long:
+            marks = " | ".join("yes" if t.subgoals.get(k) else "no" for k in names)
+            md.append(f"| {t.task} | {t.variant} | {t.seed} | {marks} | {t.outcome} | {t.seconds:.0f} |")
     if res.learning_errors:
         md += ["", "Learning failed for: " + "; ".join(f"{k}: {v}" for k, v in res.learning_errors.items())]
     errors = [t for t in res.trials if t.error]
@@ -244,15 +272,21 @@ def run_protocol(proto: Protocol, console: Any = None) -> Results:
     console = console or Console()
     wall0 = time.perf_counter()
     work = proto.out_dir / f"{proto.name}.work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if not proto.reuse_learning:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     settings = load_settings(memory_path=work / "memory.sqlite")
     runs_root = proto.out_dir / f"{proto.name}.runs"
     res = Results(protocol=proto)
     for task in proto.tasks:
-        console.print(f"[bold]learning {task}[/bold] from {proto.n_demos} demos ...")
+        if proto.reuse_learning and _learned(task, settings):
+            console.print(f"[bold]{task}[/bold]: plan already learned in {work} (--reuse-learning)")
+            res.learning_reused.append(task)
+        else:
+            console.print(f"[bold]learning {task}[/bold] from {proto.n_demos} demos ...")
         try:
-            res.learning_s[task] = round(learn(task, proto, settings, work), 1)
+            if task not in res.learning_reused:
+                res.learning_s[task] = round(learn(task, proto, settings, work), 1)
         except Exception as e:  # noqa: BLE001 - report and go on with the other tasks
             res.learning_errors[task] = f"{type(e).__name__}: {e}"
             console.print(f"[red]learning {task} failed:[/red] {e}")
@@ -285,10 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adapter-rounds", type=int, default=4)
     ap.add_argument("--review-rounds", type=int, default=2)
     ap.add_argument("--name", default="evaluation")
+    ap.add_argument("--reuse-learning", action="store_true",
+                    help="keep <name>.work/ and skip learning tasks already learned there (trials only)")
     a = ap.parse_args(argv)
     proto = Protocol.from_cli(tasks=a.tasks, variants=a.variants, trials=a.trials, n_demos=a.n_demos,
                               reasoner=a.reasoner, adapter_rounds=a.adapter_rounds, review_rounds=a.review_rounds,
-                              name=a.name)
+                              name=a.name, reuse_learning=a.reuse_learning)
     run_protocol(proto)
     return 0
 
