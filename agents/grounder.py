@@ -15,6 +15,10 @@ Pipeline, one pass over the frames:
    segment's phase, master, slave and text (SegmentQuestion -> SegmentLabel);
 6. interactions: T_object_gripper for grasps, T_master_slave(t) (+ T_slave_gripper) for manipulations.
 
+Round objects (footprint aspect < tracking.ROUND_ASPECT) not held: ICP may spin them about the
+vertical (unobservable for a round shape; a pressed button half hidden by the finger), so a
+translation-only fit from the previous pose is preferred unless full ICP fits clearly better.
+
 A held object's pose follows the hand while the hand is closed on it; once the hand opens
 (`OPENING_M` wider than its grip) ICP tracks it again, so the last millimetres of a set-down (the
 pan dropping into the sink at the release) are seen at the release, not when the hand leaves.
@@ -78,7 +82,7 @@ from tools.perception.parsing import (
 from tools.perception.pointcloud import cloud_from_mask, remove_outliers, voxel_downsample
 from tools.perception.readers import open_demo
 from tools.perception.segmenters import NON_OBJECT_LABELS, ChannelSegmenter, Segmenter, make_segmenter
-from tools.perception.tracking import ObjectTracker, TrackStep, canonical_frame
+from tools.perception.tracking import ROUND_ASPECT, ObjectTracker, TrackStep, canonical_frame
 
 MIN_OBJECT_POINTS = 30
 HAND_VOXEL_M = 0.006
@@ -89,7 +93,8 @@ FIXED_M = 0.02  # an object that never moves this far (nor turns FIXED_DEG) in t
 FIXED_DEG = 10.0
 # Stamped into grounded/grounded.json; bump it whenever grounding output changes so stale folders
 # are re-grounded (is_current). 2: tool-use split of holds, landmark master for table put-downs.
-GROUNDER_VERSION = "2"
+# 3: push spans refined to the touch (parsing.push_span), round objects tracked translation-first.
+GROUNDER_VERSION = "3"
 
 
 @runtime_checkable
@@ -246,6 +251,8 @@ def ground(
                                      n_points=len(pts))
                 else:
                     step = tr.step(pts, prior_static)
+                    if step.icp and _round(tr):
+                        step = _round_step(tr, pts, prior_static, step)
                 poses[o][i] = step.T_world_object
                 valid[o][i] = step.tracked
         assert rec is not None
@@ -404,6 +411,67 @@ def _best_of(tr: ObjectTracker, pts: np.ndarray, carried: np.ndarray, static: np
             best, best_inl = step, inl
     tr.T = best.T_world_object.copy()
     return best
+
+
+def _round(tr: ObjectTracker) -> bool:
+    """Whether the object's footprint is round or square (its spin about the vertical is barely observable)."""
+    ext = np.ptp(tr.model[:, :2], axis=0)
+    return bool(min(ext) > 0 and max(ext) / min(ext) < ROUND_ASPECT)
+
+
+def _round_step(tr: ObjectTracker, pts: np.ndarray, prior: np.ndarray, icp: TrackStep) -> TrackStep:
+    """A round object's ICP step, or the translation-only fit (`_translation_step`) when that fits as well.
+
+    Full ICP on a round object spins it about the vertical (rejected as a jump above 20 deg, else
+    accepted with a spurious turn and slide); the translation-only fit is preferred unless ICP fits
+    clearly better (inlier fraction > 0.05 higher, or median residual a quarter voxel lower): the
+    object really turned or tilted.
+    """
+    T_icp = tr.T.copy()
+    trans = _translation_step(tr, pts, prior)
+    if trans is None:
+        tr.T = T_icp
+        return icp
+    if icp.tracked:
+        med_i, inl_i = tr.residual(pts, icp.T_world_object)
+        med_t, inl_t = tr.residual(pts, trans.T_world_object)
+        if inl_i > inl_t + 0.05 or med_i < med_t - 0.25 * tr.voxel:
+            tr.T = T_icp
+            return icp
+    return trans
+
+
+def _translation_step(tr: ObjectTracker, pts: np.ndarray, prior: np.ndarray, iters: int = 15) -> TrackStep | None:
+    """A translation-only point-to-plane fit from `prior` (its rotation kept); None when it does not fit.
+
+    ICP on a round object (a button pressed into its box, half hidden by the finger) is free to spin
+    about the vertical and its step is then rejected as a jump, freezing the object where it was. Its
+    translation is still well observed: this fit keeps the prior's rotation and moves the model along
+    the surface normals only (damped, so directions the visible surface does not constrain stay put).
+    Accepted when >= 80 % of the points lie within 2 voxels and the median residual is under a voxel.
+    """
+    R, t = prior[:3, :3], prior[:3, 3]
+    local = (pts - t) @ R
+    shift = np.zeros(3)
+    for _ in range(iters):
+        d, idx = tr.tree.query(local + shift, k=1, distance_upper_bound=4.0 * tr.voxel)
+        ok = np.isfinite(d)
+        if ok.sum() < tr.min_points:
+            return None
+        nrm = tr.normals[idx[ok]]
+        r = np.sum(nrm * (local[ok] + shift - tr.model[idx[ok]]), axis=1)
+        A = nrm.T @ nrm + 1e-3 * len(nrm) * np.eye(3)
+        delta = -np.linalg.solve(A, nrm.T @ r)
+        shift += delta
+        if np.linalg.norm(delta) < 1e-5:
+            break
+    T = prior.copy()
+    T[:3, 3] = t - R @ shift
+    med, inl = tr.residual(pts, T)
+    if inl < 0.8 or med > tr.voxel or float(np.linalg.norm(shift)) > 0.05:
+        return None
+    tr.T = T.copy()
+    return TrackStep(T_world_object=T, tracked=True, icp=True, rmse=med, n_points=len(pts))
 
 
 def _unchanged(pts: np.ndarray, prev: np.ndarray | None, voxel: float) -> bool:

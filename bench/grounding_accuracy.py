@@ -30,7 +30,13 @@ Metrics
     labelled object that never moved >= 2 cm or >= 10 deg in the demo and is not a moving part
     (a label with a GT joint), nearest by true surface distance at the release (MuJoCo geom
     distances in the demo's scene rebuilt from its seed, bodies posed as in GT).
-  Per object moved without a grasp, a push (slave "hand", master the object), unless it was only
+  A hand contact that is not a scripted grasp (GT "grasps": none of that object between the
+  contact's begin and end) is a push: when the object moved (> 3 mm or > 2 deg), one manipulation
+  with slave "hand" and master the pushed object (the grounder's push rule), from the previous cut
+  to the end of the contact or, if later, the end of the object's motion (its last frame moving
+  > 0.5 mm from the previous one, looked for up to 6 frames after the end: a box still sliding); the next segment starts
+  there. Per object moved without any hand contact, a push (slave "hand", master the object) over
+  its motion, unless it was only
   jostled (< 2 cm, < 10 deg) by a held object touching it (the pan under the brush). A segment is
   right when a detected segment overlaps its window (IoU >= 0.5) with the same phase, master and
   slave.
@@ -155,13 +161,22 @@ def expected_segments(gt: dict, landmark_distances: LandmarkDistances | None = N
     out = []
     prev = 0
     obj_contacts = [e for e in gt["contacts"] if "hand" not in (e["a"], e["b"])]
-    grasped = {e["b"] if e["a"] == "hand" else e["a"] for e in begins}
+    touched = {e["b"] if e["a"] == "hand" else e["a"] for e in begins}
+    grasped = {e["b"] if e["a"] == "hand" else e["a"] for e in begins if is_grasp(gt, e, ends)}
     parts = set(gt_moving_parts(gt))
     fixed = [lab for lab in labels if lab not in parts and not clearly_moved(lab)]
     dist = landmark_distances or LandmarkDistances(gt)
     for b in begins:
         x = b["b"] if b["a"] == "hand" else b["a"]
         end = next((e["frame"] for e in ends if e["frame"] > b["frame"] and x in (e["a"], e["b"])), n - 1)
+        if not is_grasp(gt, b, ends):
+            if moved(x):  # a push: one segment from the previous cut to the end of the contact / the motion
+                P = poses[x]
+                go = np.nonzero(np.linalg.norm(np.diff(P[:, :3, 3], axis=0), axis=1) > 0.0005)[0] + 1
+                stop = max([end, *[int(f) for f in go if f <= end + 2 * TOL_FRAMES]])
+                out.append({"phase": "manipulation", "master": x, "slave": "hand", "start": prev, "end": stop})
+                prev = stop
+            continue
         out.append({"phase": "grasping", "master": x, "slave": None, "start": prev, "end": b["frame"]})
         prev = end
         # parent: a fixed label that X touches at the start (articulated) -- else where X ends up
@@ -206,13 +221,28 @@ def expected_segments(gt: dict, landmark_distances: LandmarkDistances | None = N
         out.append({"phase": "manipulation", "master": master, "slave": x, "start": start, "end": end})
     held_touched = {e["a"] if e["b"] in grasped else e["b"] for e in obj_contacts if grasped & {e["a"], e["b"]}}
     for lab in labels:
-        if lab in grasped or not moved(lab) or (lab in held_touched and not clearly_moved(lab)):
+        if lab in touched or not moved(lab) or (lab in held_touched and not clearly_moved(lab)):
             continue  # an object only jostled by a held tool (the pan under the brush) was not pushed
         P = poses[lab]
         d = np.linalg.norm(P[:, :3, 3] - P[0, :3, 3], axis=1)
         mv = np.nonzero(d > 0.001)[0]
         out.append({"phase": "manipulation", "master": lab, "slave": "hand", "start": 0, "end": int(mv[-1])})
     return out
+
+
+def is_grasp(gt: dict, begin: dict, hand_events: list[dict]) -> bool:
+    """Whether a GT hand contact `begin` is one of the scripted grasps (ground_truth.json "grasps").
+
+    A grasp of the same object scripted between the contact's begin (less the tolerance) and its end
+    makes it a grasp; any other hand contact is a push (a button pressed, a box shoved). GT without a
+    "grasps" list (older recordings) counts every hand contact as a grasp.
+    """
+    if "grasps" not in gt:
+        return True
+    x = begin["b"] if begin["a"] == "hand" else begin["a"]
+    end = next((e["frame"] for e in hand_events if e["kind"] == "end" and e["frame"] > begin["frame"]
+                and x in (e["a"], e["b"])), len(gt["frames"]))
+    return any(g.get("target") == x and begin["frame"] - TOL_FRAMES <= int(g["frame"]) <= end for g in gt["grasps"])
 
 
 def _tool_use(contacts: list[dict], x: str, start: int, end: int, margin: int = 3) -> tuple[str, int, int] | None:
@@ -458,7 +488,9 @@ def write_report(res: dict, args: argparse.Namespace) -> Path:
         "tolerance) are merged into one contact before matching. Expected segments follow the grounder's cuts: a "
         "tool used on an object (GT contact inside a hold, >= 15 frames, >= 10 cm of travel) gives carry-to / "
         "use-on (master: the object used on) / carry-away; an object set down on the bare table has as master "
-        "the nearest labelled object that never moved in the demo (by true surface distance).",
+        "the nearest labelled object that never moved in the demo (by true surface distance); a hand contact "
+        "that is not one of GT's scripted grasps and moves the object is a push (one manipulation, slave hand, "
+        "master the pushed object, up to the end of the contact).",
         "",
         "| task | pos med (mm) | rot med (deg) | moving pos med / p95 (mm) | moving rot med / p95 (deg) | events "
         "matched | segments right | ground s (median) |",

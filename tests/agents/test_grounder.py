@@ -206,3 +206,83 @@ def test_landmarks_are_the_objects_that_never_moved_and_not_moving_parts() -> No
     jostled[5:, 1, 3] = 0.004  # a few millimetres: still a landmark
     poses = {"sink": still, "pan": carried, "rack": jostled, "faucet_handle": still.copy()}
     assert fixed_objects(poses, sorted(poses), {"faucet_handle": "faucet"}) == ["rack", "sink"]
+
+
+def _button_cloud(dz: float = 0.0, hide_centre: bool = False) -> np.ndarray:
+    """A round button seen from above: its top disc (r 24 mm) and its upper rim, 4 mm spacing."""
+    g = np.arange(-0.024, 0.0241, 0.004)
+    xx, yy = np.meshgrid(g, g)
+    top = np.c_[xx.ravel(), yy.ravel(), np.full(xx.size, 0.078)]
+    top = top[np.linalg.norm(top[:, :2], axis=1) <= 0.024]
+    a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    rim = np.vstack([np.c_[0.024 * np.cos(a), 0.024 * np.sin(a), np.full(40, z)] for z in (0.070, 0.074)])
+    pts = np.vstack([top, rim]) + [0.5, 0.05, dz]
+    if hide_centre:  # the fingertip covers part of the disc
+        pts = pts[np.linalg.norm(pts[:, :2] - [0.51, 0.05], axis=1) > 0.012]
+    return pts
+
+
+def test_a_round_object_pressed_down_is_tracked_by_translation_without_spinning() -> None:
+    from agents.grounder import _round, _round_step
+    from tools.perception.tracking import ObjectTracker, TrackStep, canonical_frame
+
+    first = _button_cloud()
+    T0, _ = canonical_frame(first)
+    tr = ObjectTracker("button", first, T0, voxel=0.004, viewpoint=np.array([0.5, 0.05, 1.0]))
+    assert _round(tr)
+    pressed = _button_cloud(dz=-0.008, hide_centre=True)
+    icp = tr.step(pressed, T0)
+    step = _round_step(tr, pressed, T0, icp)
+    assert step.tracked
+    assert abs(step.T_world_object[2, 3] - T0[2, 3] + 0.008) < 0.001
+    assert np.linalg.norm(step.T_world_object[:2, 3] - T0[:2, 3]) < 0.002
+    assert rotation_angle(step.T_world_object[:3, :3], T0[:3, :3]) < np.deg2rad(0.5)
+    np.testing.assert_allclose(tr.T, step.T_world_object)
+    # ICP that spun the disc about its axis (fits as well: a round shape) gives way to the translation fit
+    spun = step.T_world_object.copy()
+    c, s_ = np.cos(np.deg2rad(15.0)), np.sin(np.deg2rad(15.0))
+    spun[:3, :3] = np.array([[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, 1.0]]) @ spun[:3, :3]
+    tr.T = spun.copy()
+    icp_spun = TrackStep(T_world_object=spun, tracked=True, icp=True, rmse=0.001, n_points=len(pressed))
+    again = _round_step(tr, pressed, T0, icp_spun)
+    assert rotation_angle(again.T_world_object[:3, :3], T0[:3, :3]) < np.deg2rad(0.5)
+    # an object that really tilted: ICP fits clearly better than any translation and is kept
+    c, s_ = np.cos(np.deg2rad(12.0)), np.sin(np.deg2rad(12.0))
+    centre = T0[:3, 3]
+    tilted = (pressed - centre) @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s_], [0.0, s_, c]]).T + centre
+    icp_tilt = tr.step(tilted, T0)
+    kept = _round_step(tr, tilted, T0, icp_tilt)
+    assert icp_tilt.tracked and kept is icp_tilt
+    assert rotation_angle(kept.T_world_object[:3, :3], T0[:3, :3]) > np.deg2rad(8.0)
+    bar = np.c_[np.linspace(0, 0.2, 60), np.zeros(60), np.zeros(60)] + [0.4, 0.0, 0.05]
+    bar = np.vstack([bar, bar + [0, 0.02, 0]])
+    assert not _round(ObjectTracker("bar", bar, canonical_frame(bar)[0], voxel=0.004))
+
+
+def _press_gt(grasps: list[dict] | None, n: int = 40) -> dict:
+    """GT of a button pressed 10 mm (frames 21-24) during a hand contact 20..30."""
+    frames = []
+    for i in range(n):
+        z = 0.06 - 0.0025 * min(max(i - 20, 0), 4)
+        frames.append({"frame": i, "time": i / 15, "joints": {"button_slide": 0.06 - z}, "bodies": {
+            "button_box": {"position": [0.5, 0.05, 0.0], "quaternion": [0.0, 0.0, 0.0, 1.0]},
+            "button": {"position": [0.5, 0.05, z], "quaternion": [0.0, 0.0, 0.0, 1.0]}}})
+    gt = {"task": "press_button", "variant": "seen", "seed": 0, "labels": ["button_box", "button"],
+          "joints": ["button_slide"], "frames": frames,
+          "contacts": [{"frame": 20, "kind": "begin", "a": "hand", "b": "button"},
+                       {"frame": 30, "kind": "end", "a": "hand", "b": "button"}]}
+    if grasps is not None:
+        gt["grasps"] = grasps
+    return gt
+
+
+def test_the_bench_expects_a_push_for_a_hand_contact_that_is_not_a_scripted_grasp() -> None:
+    from bench.grounding_accuracy import expected_segments
+
+    push = expected_segments(_press_gt([]))
+    assert push == [{"phase": "manipulation", "master": "button", "slave": "hand", "start": 0, "end": 30}]
+    grasp = expected_segments(_press_gt([{"target": "button", "frame": 21}]))
+    assert [(s["phase"], s["master"], s["slave"], s["start"], s["end"]) for s in grasp] == [
+        ("grasping", "button", None, 0, 20), ("manipulation", "button_box", "button", 20, 30)]
+    # older GT without a "grasps" list: every hand contact is a grasp
+    assert [s["phase"] for s in expected_segments(_press_gt(None))] == ["grasping", "manipulation"]

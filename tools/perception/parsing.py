@@ -9,7 +9,8 @@
   a state change must persist `min_frames` frames (debounce). Frames where a cloud is missing hold
   the previous state.
 - Hand intervals: a hand-object contact during which the object moves (>= 5 mm or >= 3 deg) is a
-  grasp when the hand closes on it (begin = closed, end = opening again), else a push; their
+  grasp when the hand closes on it (begin = closed, end = opening again), else a push (begin = the
+  last frame before the object starts moving, end = the hand leaving the touch band: `push_span`); their
   begin/end frames cut the video. Between two cuts the hand either reaches for an
   object (ends at a grasp: a candidate *grasping* segment) or holds one (a *manipulation*
   segment); a push is one segment from the previous cut to its end (the hand is the slave); the
@@ -48,6 +49,8 @@ TOOL_MIN_FRAMES = 15  # a held object's contact with another object this long (a
 TOOL_TOUCH_M = 0.01  # ... if it really touches: median in-contact distance under this (not hovering near)
 SUPPORT_GAP_M = 0.03  # an object whose lowest visible point is at most this above the table rests on it
 CLOSE_M = 0.01  # the hand closing by this much on an object makes a contact a grasp
+PUSH_ONSET_M = 0.002  # a pushed object starts moving (push begin) when it is this far from its pose at the 2 cm
+PUSH_ONSET_RAD = np.deg2rad(2.0)  # ... crossing, or turned this much
 MOVED_RAD = np.deg2rad(3.0)
 HAND = "hand"
 TABLE = "table"
@@ -254,7 +257,8 @@ def find_grasps(
 
     With the gripper opening `width`: a contact during which the hand closes by >= 1 cm is a
     grasp, its begin refined to the frame the hand finishes closing (width within 3 mm of its
-    minimum) and its end to the frame it starts opening again; otherwise it is a push. Contacts of
+    minimum) and its end to the frame it starts opening again; otherwise it is a push, refined to the
+    frames it really touches (`push_span`: from the object starting to move). Contacts of
     one object separated by <= `merge_gap` frames are merged.
     """
     found: list[HandInterval] = []
@@ -280,6 +284,8 @@ def find_grasps(
                     kind = "push"
             dt, dr = moved(object_poses[o], s, e)
             if dt >= MOVED_M or dr >= MOVED_RAD:
+                if kind == "push":
+                    s, e = push_span(d, object_poses[o], s, e)
                 found.append(HandInterval(start=s, end=e, object=o, kind=kind))
     found.sort(key=lambda h: (h.start, h.end))
     # overlapping intervals (the hand touches two moving objects): keep the one that moved most
@@ -292,6 +298,32 @@ def find_grasps(
             continue
         out.append(h)
     return out
+
+
+def push_span(
+    dist: np.ndarray, poses: np.ndarray, start: int, end: int, touch: float = TOUCH_BAND_M,
+    onset_m: float = PUSH_ONSET_M, onset_rad: float = PUSH_ONSET_RAD,
+) -> tuple[int, int]:
+    """The frames a push really touches its object, within its 2 cm contact [start, end).
+
+    The hand comes within 2 cm (and, its final approach being slow, within a few millimetres)
+    well before it touches: the begin is the last frame before the pushed object starts to move
+    (>= `onset_m` or `onset_rad` from its pose at `start`; `start` if no motion is seen). The end
+    is the first frame after the hand-object distance leaves the band `touch` above its minimum
+    over the contact (the hand lifting off), never before the begin.
+    """
+    P = poses[start:end]
+    dt = np.linalg.norm(P[:, :3, 3] - P[0, :3, 3], axis=1)
+    dr = np.array([rotation_angle(P[0, :3, :3], T[:3, :3]) for T in P])
+    go = np.nonzero((dt >= onset_m) | (dr >= onset_rad))[0]
+    s2 = start + max(0, int(go[0]) - 1) if len(go) else start
+    seg = np.asarray(dist[start:end], dtype=float)
+    finite = np.isfinite(seg)
+    e2 = end
+    if finite.any():
+        band = np.nonzero(finite & (seg <= np.min(seg[finite]) + touch))[0]
+        e2 = max(start + int(band[-1]) + 1, s2 + 1)
+    return s2, min(e2, end)
 
 
 def segment_video(

@@ -11,6 +11,8 @@ from tools.perception.parsing import (
     DistanceRecorder,
     contact_states,
     find_grasps,
+    hand_events,
+    push_span,
     segment_video,
 )
 
@@ -276,3 +278,32 @@ def test_a_free_object_put_down_on_the_table_is_placed_by_the_nearest_landmark()
     # a put-down on the table with no landmark at all falls back the same way
     bare = labelling.label_segment(q.model_copy(update={"fixed_objects": []}))
     assert bare.master == "brush"
+
+
+def test_a_push_begins_where_the_object_starts_to_move_and_ends_where_the_hand_lifts_off() -> None:
+    # slow final approach: under 2 cm from frame 10, within millimetres from 12, the object only moves at 18
+    n = 40
+    d = np.full(n, 0.2)
+    d[10:12] = 0.015
+    d[12:26] = [0.003, 0.002, 0.003, 0.002, 0.002, 0.003, 0.001, 0.0, 0.001, 0.0, 0.0, 0.001, 0.002, 0.003]
+    d[26:29] = [0.008, 0.012, 0.018]
+    poses = {"cube": np.tile(np.eye(4), (n, 1, 1)), "plate": np.tile(np.eye(4), (n, 1, 1))}
+    poses["cube"][18:, 2, 3] = -np.minimum(np.arange(n - 18) + 1, 4) * 0.003  # pressed down 12 mm over 4 frames
+    iv = find_grasps(_recorder_with(d), poses, width=np.full(n, 0.01))
+    assert [(h.kind, h.start, h.end) for h in iv] == [("push", 17, 26)]
+    a, b = sorted(["hand", "cube"])
+    assert [(e.frame, e.kind, e.a, e.b) for e in hand_events(iv, np.arange(n) / 15.0)] == [
+        (17, "begin", a, b), (26, "end", a, b)]
+
+
+def test_push_span_keeps_the_contact_begin_when_the_object_moves_at_once() -> None:
+    n = 12
+    d = np.full(n, 0.001)
+    P = np.tile(np.eye(4), (n, 1, 1))
+    P[1:, 0, 3] = 0.01  # moving from the first frame of the contact
+    assert push_span(d, P, 0, n) == (0, n)
+    P2 = np.tile(np.eye(4), (n, 1, 1))
+    P2[6:, 0, 3] = 0.01
+    d2 = d.copy()
+    d2[9:] = 0.015  # the hand lifts off at 9
+    assert push_span(d2, P2, 0, n) == (5, 9)
