@@ -40,7 +40,16 @@ from core.skills import (
     SkillObject,
     TaskPlan,
 )
-from tools.constraints.fit import N_KEYPOINTS, N_SWEEP_KEYPOINTS, fit_error, keypoints, oscillates, sweep_keypoints
+from tools.constraints.fit import (
+    FREE_PLACE_SPREAD_M,
+    N_KEYPOINTS,
+    N_SWEEP_KEYPOINTS,
+    end_spread,
+    fit_error,
+    keypoints,
+    oscillates,
+    sweep_keypoints,
+)
 from tools.constraints.grasp import containment, to_fractions
 
 MAX_FIT_ERROR_M = 0.02
@@ -327,9 +336,8 @@ def _learn_manipulation(sid: str, task: str, subtask: str, rows: list[tuple[Grou
         # was picked up): the place is the demonstrator's free choice, not a function of the master, and
         # no program can hit every demo's; the motion's shape still must match, with each demo's own end.
         # Only for a free object: how far a door or a drawer ends up open is the motion itself.
-        ends = np.array([trajs[k][-1, :3, 3] for k in keep])
-        spread = float(np.median(np.linalg.norm(ends - ends.mean(axis=0), axis=1)))
-        if spread > max_err:
+        spread = end_spread([trajs[k] for k in keep])
+        if spread > FREE_PLACE_SPREAD_M:
             both = fit_error(ans.program, [trajs[k] for k in keep], [size_list[k] for k in keep], anchored=True,
                              free_end=True)
             if both.median_m < report.median_m:

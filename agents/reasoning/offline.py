@@ -35,7 +35,7 @@ from agents.reasoning.questions import (
 )
 from core.grounding import Phase
 from core.skills import GraspConstraint, PlanStep
-from tools.constraints.fit import FAMILIES, fit_best
+from tools.constraints.fit import FAMILIES, FREE_PLACE_SPREAD_M, end_spread, fit_best
 from tools.constraints.grasp import describe_region, regions_from_labels
 
 SOURCE = "offline reasoner (geometric rules, no model)"
@@ -108,13 +108,24 @@ class OfflineReasoner(BaseReasoner):
         # "reach" and "transport" are written with the waypoints (and line) steps
         families = [f for f in FAMILIES if f in q.vocabulary
                     or (f in ("reach", "transport") and "waypoints" in q.vocabulary and "line" in q.vocabulary)]
-        best, fits = fit_best(kps, sizes, families=families or ("waypoints",), keypoints_given=True)
+        # a free object in the hand (not the hand, not a door on its hinge): its heights are written over
+        # both objects' sizes; when its demos end at clearly different places relative to the master (a
+        # brush put back wherever it was picked up), the place is a free choice and the shape is fitted
+        # with each demo's own end, as the learner then measures it
+        held = q.slave.name != "hand" and q.slave.parent is None
+        spread = end_spread(kps)
+        free_end = held and len(kps) > 1 and spread > FREE_PLACE_SPREAD_M
+        best, fits = fit_best(kps, sizes, families=families or ("waypoints",), keypoints_given=True,
+                              free_end=free_end, held_slave=held)
         prog = best.program.model_copy(update={"description": _describe_program(best.program.family, q)})
         table = ", ".join(f"{f.program.family} {f.report.median_m * 1000:.1f} mm" for f in fits)
+        how = (f" (fitted with each demo's own end: they end {spread * 100:.1f} cm apart, a free place)"
+               if free_end else "")
         return TrajectoryAnswer(
             semantic=prog.description,
             program=prog,
-            reasoning=f"least-squares fits to {len(kps)}x{len(kps[0])} keypoints: {table}; chose {best.program.family}",
+            reasoning=f"least-squares fits to {len(kps)}x{len(kps[0])} keypoints{how}: {table}; "
+                      f"chose {best.program.family}",
             source=SOURCE,
         )
 
@@ -178,12 +189,14 @@ class OfflineReasoner(BaseReasoner):
             if d.shape == a.shape:
                 # compare shapes after removing the start (the layout relative to the master's box)
                 err = float(np.median(np.linalg.norm((d - d[0]) - (a - a[0]), axis=1)))
-                span_d = float(np.linalg.norm(d[-1] - d[0]))
-                span_a = float(np.linalg.norm(a[-1] - a[0]))
+                # the motion's size: its path length (an end-to-end span means nothing for a closed path, a
+                # pour or a scrub that returns to its start)
+                len_d = float(np.linalg.norm(np.diff(d, axis=0), axis=1).sum())
+                len_a = float(np.linalg.norm(np.diff(a, axis=0), axis=1).sum())
                 if err > 0.15:
                     issues.append(f"adapted keypoint layout differs from the demo by {err:.2f} bbox fractions")
-                    if span_a > 1e-6 and span_d > 1e-6:
-                        rev = rev.model_copy(update={"trajectory_scale": float(np.clip(span_d / span_a, 0.5, 2.0))})
+                    if len_a > 1e-6 and len_d > 1e-6:
+                        rev = rev.model_copy(update={"trajectory_scale": float(np.clip(len_d / len_a, 0.5, 2.0))})
             else:
                 issues.append("demonstrated and adapted keypoints differ in number")
         ok = not issues

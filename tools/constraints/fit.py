@@ -36,6 +36,7 @@ from core.program import (
 )
 from tools.constraints.instantiate import matrices_at
 from tools.constraints.keypoints import (
+    MAX_SIZE_MULTIPLE,
     N_KEYPOINTS,
     ROT_RADIUS_M,
     FitReport,
@@ -59,9 +60,10 @@ from tools.constraints.sweep import (
 )
 
 __all__ = [
-    "FAMILIES", "N_KEYPOINTS", "N_SWEEP_KEYPOINTS", "OSCILLATING", "ROT_RADIUS_M", "FamilyFit", "FitReport",
-    "canonical", "fit_best", "fit_error", "fit_family", "keypoints", "keypoints_for", "oscillates", "path_fractions",
-    "program_keypoints", "resample", "smooth", "sweep_error", "symbolise",
+    "FAMILIES", "FREE_PLACE_SPREAD_M", "MAX_SIZE_MULTIPLE", "N_KEYPOINTS", "N_SWEEP_KEYPOINTS", "OSCILLATING",
+    "ROT_RADIUS_M", "FamilyFit", "FitReport", "canonical", "end_spread", "fit_best", "fit_error", "fit_family",
+    "keypoints", "keypoints_for", "oscillates", "path_fractions", "program_keypoints", "resample", "smooth",
+    "sweep_error", "symbolise",
 ]
 
 MAX_NFEV = 40
@@ -72,7 +74,15 @@ FAMILIES = ("line", "rotation", "tilt", "reach", "arc", "transport", "zigzag", "
 # "reach": from wherever the slave starts, straight through 1-3 fitted points fixed in the master frame
 # (an approach to a target, e.g. a finger onto a button); stored as a `waypoints` step.
 AXES = ("x", "y", "z")
-MAX_SIZE_MULTIPLE = 3.0  # lengths beyond this many times the master's extent stay in metres
+FREE_PLACE_SPREAD_M = 0.02  # demos of a free object ending further apart than this (median) chose a free place
+END_PULL = 0.1  # weight of each demo's end in a free-end fit: the program ends at their mean place
+FOOTPRINT_MARGIN_M = 0.01  # a held object this close to the master's footprint counts as above it
+
+
+def end_spread(demos: Sequence[np.ndarray]) -> float:
+    """Median distance of the demos' end positions (T_master_slave, (n, 4, 4) each) from their mean."""
+    ends = np.array([np.asarray(m, float)[-1, :3, 3] for m in demos])
+    return float(np.median(np.linalg.norm(ends - ends.mean(axis=0), axis=1)))
 
 
 def fit_error(
@@ -263,21 +273,29 @@ def _families(kps: Sequence[np.ndarray]) -> dict[str, tuple[Builder, np.ndarray]
 
 
 def _residuals(steps_of: Builder, th: np.ndarray, kps: Sequence[np.ndarray], sizes: Sequence[Sizes],
-               reg: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+               reg: Callable[[np.ndarray], np.ndarray] | None = None, free_end: bool = False) -> np.ndarray:
+    """Keypoint residuals of the program built from `th` (from each demo's start); with `free_end` the
+    path is bent onto each demo's own end as `fit_error(free_end=True)` measures it, plus a weak pull of
+    the unbent end towards each demo's end (the program ends at their mean place)."""
     fr = np.linspace(0.0, 1.0, len(kps[0]))
     dense = np.linspace(0.0, 1.0, DENSE)
     res = []
     try:
         steps = steps_of(th)
     except Exception:  # noqa: BLE001 - an invalid intermediate parameter vector (zero axis ...)
-        return np.full(sum(len(k) for k in kps) * 4 + (2 if reg else 0), 1.0)
+        return np.full(sum(len(k) for k in kps) * (7 if free_end else 4) + (2 if reg else 0), 1.0)
     for k, sz in zip(kps, sizes, strict=True):
         prog = TrajectoryProgram(start=_start_of(k), steps=steps)
         try:
             m = resample(matrices_at(prog, sz, dense), fr)
         except Exception:  # noqa: BLE001
-            return np.full(sum(len(k) for k in kps) * 4 + (2 if reg else 0), 1.0)
-        res.append((m[:, :3, 3] - k[:, :3, 3]).ravel())
+            return np.full(sum(len(k) for k in kps) * (7 if free_end else 4) + (2 if reg else 0), 1.0)
+        pos = m[:, :3, 3]
+        if free_end:
+            off = k[-1, :3, 3] - pos[-1]
+            res.append(np.tile(END_PULL * -off, len(k)))  # same length per keypoint keeps the shape fixed
+            pos = pos + np.outer(_horizontal_progress(pos), off)
+        res.append((pos - k[:, :3, 3]).ravel())
         rel = np.einsum("tji,tjk->tik", k[:, :3, :3], m[:, :3, :3])
         res.append(ROT_RADIUS_M * np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
     if reg is not None:
@@ -299,11 +317,17 @@ def fit_family(
     *,
     keypoints_given: bool = False,
     anchored: bool = True,
+    free_end: bool = False,
+    held_slave: bool = False,
 ) -> FamilyFit | None:
     """Least-squares fit of one family to the demos' keypoints; None when the family does not apply.
 
     The fit matches the motion from each demo's own start (`anchored`, as executed); the program's
-    start pose is the demos' mean start."""
+    start pose is the demos' mean start. With `free_end` (a free object put down at places the
+    demonstrator chose, see `end_spread`) it matches the motion's shape with each demo's own end, as
+    `fit_error(free_end=True)` measures it, and ends at the demos' mean place. With `held_slave` (the
+    slave is an object in the hand, not the hand) its heights are written over both objects' sizes
+    (`symbolise`)."""
     oscillating = family in OSCILLATING
     if keypoints_given:
         kps = [np.asarray(m, float) for m in demos]
@@ -325,46 +349,62 @@ def fit_family(
         prog = symbolise(canonical(raw, snap=False), master)
         report = fit_error(prog, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
         return FamilyFit(program=prog, report=report, n_params=n_params + 6)
+    slave = np.mean([np.asarray(s.get("slave", (0.0, 0.0, 0.0)), float) for s in sizes], axis=0) \
+        if held_slave else None
+    # fitted on heights as at the mean slave size (a demo whose object was measured 4 cm shorter holds its
+    # centre 2 cm lower): the symbolised heights give each demo its own back, and the report measures that
+    kfit = kps if slave is None else [_at_mean_slave(k, s.get("slave", slave), slave) for k, s in zip(
+        kps, sizes, strict=True)]
     if family == "waypoints":
-        rel = np.mean([k[1:, :3, 3] - k[0, :3, 3] for k in kps], axis=0)
+        # each keypoint: the demos' mean offset from their start, bent towards their mean end with a free end
+        rel = np.mean([k[1:, :3, 3] - k[0, :3, 3] for k in kfit], axis=0)
+        if free_end:
+            bent = []
+            for k in kfit:
+                p = k[:, :3, 3] - k[0, :3, 3]
+                bent.append(p[1:] - np.outer(_horizontal_progress(p)[1:], p[-1] - rel[-1]))
+            rel = np.mean(bent, axis=0)
         start = _mean_start(kps)
-        pts = [tuple(np.asarray(start.position) + r) for r in rel]
+        pts = [tuple(np.asarray(_mean_start(kfit).position) + r) for r in rel]
         quats = [tuple(float(v) for v in Rot.from_matrix(np.stack([k[j, :3, :3] for k in kps])).mean().as_quat())
                  for j in range(1, len(kps[0]))]
         prog = TrajectoryProgram(family="waypoints", start=start, steps=[Waypoints(points=pts, quaternions=quats)])
         n_params = 3 * len(pts)
     else:
         REGULARISERS.clear()
-        fams = _families(kps)
+        fams = _families(kfit)
         if family in ("reach", "transport"):  # the best number of points, counting parameters
             fits = [f for m in (1, 2, 3) if f"{family}{m}" in fams
-                    and (f := _fit_one(f"{family}{m}", fams, kps, sizes, master, anchored))]
+                    and (f := _fit_one(f"{family}{m}", fams, kps, sizes, master, anchored, free_end, slave, kfit))]
             return min(fits, key=lambda f: f.report.median_m + 0.0003 * f.n_params) if fits else None
         if family not in fams:
             return None
-        return _fit_one(family, fams, kps, sizes, master, anchored)
-    prog = symbolise(prog, master)
-    report = fit_error(prog, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
+        return _fit_one(family, fams, kps, sizes, master, anchored, free_end, slave, kfit)
+    prog = symbolise(prog, master, slave)
+    report = fit_error(prog, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored, free_end=free_end)
     return FamilyFit(program=prog, report=report, n_params=n_params + 6)
 
 
 def _fit_one(family: str, fams: dict, kps: Sequence[np.ndarray], sizes: Sequence[Sizes], master: np.ndarray,
-             anchored: bool) -> FamilyFit | None:
+             anchored: bool, free_end: bool = False, slave: np.ndarray | None = None,
+             kfit: Sequence[np.ndarray] | None = None) -> FamilyFit | None:
     builder, x0 = fams[family]
     reg = REGULARISERS.get(family)
-    sol = least_squares(lambda th: _residuals(builder, th, kps, sizes, reg), x0, method="trf", max_nfev=MAX_NFEV)
+    target = kps if kfit is None else kfit
+    sol = least_squares(lambda th: _residuals(builder, th, target, sizes, reg, free_end), x0, method="trf",
+                        max_nfev=MAX_NFEV)
     try:
         steps = builder(sol.x)
     except Exception:  # noqa: BLE001
         return None
     name = family.rstrip("0123456789")
-    raw = TrajectoryProgram(family=name, start=_mean_start(kps), steps=steps)
+    raw = TrajectoryProgram(family=name, start=_mean_start(target), steps=steps)
     n_params = len(x0)
     # snapped axes only when they cost at most half a millimetre of keypoint error
-    loose = symbolise(canonical(raw, snap=False), master)
-    snapped = symbolise(canonical(raw, snap=True), master)
-    r_loose = fit_error(loose, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
-    r_snap = fit_error(snapped, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
+    loose = symbolise(canonical(raw, snap=False), master, slave)
+    snapped = symbolise(canonical(raw, snap=True), master, slave)
+    r_loose = fit_error(loose, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored, free_end=free_end)
+    r_snap = fit_error(snapped, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored, free_end=free_end)
     if r_snap.median_m <= r_loose.median_m + 5e-4:
         return FamilyFit(program=snapped, report=r_snap, n_params=n_params + 6)
     return FamilyFit(program=loose, report=r_loose, n_params=n_params + 6)
@@ -379,13 +419,16 @@ def fit_best(
     n: int = N_KEYPOINTS,
     keypoints_given: bool = False,
     anchored: bool = True,
+    free_end: bool = False,
+    held_slave: bool = False,
 ) -> tuple[FamilyFit, list[FamilyFit]]:
     """Fit every family; pick the simplest whose median error is within `tolerance_m` (else the best).
 
     Oscillating families are fitted and measured on `N_SWEEP_KEYPOINTS` phase-free keypoints (from
-    raw demos), the others on `n`."""
+    raw demos), the others on `n`. `free_end`, `held_slave`: see `fit_family`."""
     fits = [f for fam in families
-            if (f := fit_family(fam, demos, sizes, n, keypoints_given=keypoints_given, anchored=anchored)) is not None]
+            if (f := fit_family(fam, demos, sizes, n, keypoints_given=keypoints_given, anchored=anchored,
+                                free_end=free_end, held_slave=held_slave)) is not None]
     if not fits:
         raise ValueError("no trajectory family could be fitted")
 
@@ -399,6 +442,18 @@ def fit_best(
     order = {fam: i for i, fam in enumerate(FAMILIES)}
     best = min(ok, key=lambda f: (f.n_params, round(score(f), 4), order.get(f.program.family, 99)))
     return best, fits
+
+
+def _half_height(k: np.ndarray, slave: Sequence[float]) -> np.ndarray:
+    """Per keypoint, the held object's half extent along the master's up (its bbox projected)."""
+    return 0.5 * np.abs(k[:, 2, :3]) @ np.asarray(slave, float)
+
+
+def _at_mean_slave(k: np.ndarray, slave: Sequence[float], mean_slave: np.ndarray) -> np.ndarray:
+    """Keypoints with heights as a held object of the mean size would have them (its underside kept)."""
+    out = np.array(k, float)
+    out[:, 2, 3] += _half_height(out, mean_slave) - _half_height(out, slave)
+    return out
 
 
 def _oscillating_demos(kps: Sequence[np.ndarray]) -> bool:
@@ -473,13 +528,64 @@ def _round(v: Sequence[float | str], nd: int = 4) -> tuple:
     return tuple(round(float(x), nd) if not isinstance(x, str) else x for x in v)
 
 
-def symbolise(program: TrajectoryProgram, master_size: Sequence[float]) -> TrajectoryProgram:
-    """Rewrite positions and lengths as fractions of the master's bbox so the program transfers to new sizes."""
+def _slave_height(z: float, xy: Sequence[float], quat: Sequence[float], master: np.ndarray,
+                  slave: np.ndarray) -> float | str:
+    """The height of a held object's origin as `master.z*a + slave.x*bx + slave.y*by + slave.z*bz + metres`.
+
+    The held object's half extent along the master's up (its orientation `quat` in the master frame; the
+    bbox's projection, so a tilted cup counts with its tilted extent) rests on the master's top when its
+    footprint overlaps the master's (a = 0.5: a source cup held beside the target's centre so that its
+    lip is over the target), else on the surface the master stands on (a = -0.5); what remains is a
+    clearance in metres. A tall source carried over a short target thus stays above it
+    by the demonstrated clearance, whatever the two heights (as a multiple of the target's height alone
+    it would sink into it)."""
+    if not np.isfinite(z) or master[2] <= 1e-6:
+        return round(float(z), 5)
+    R = Rot.from_quat(quat).as_matrix()  # slave axes in the master frame (columns)
+    half = 0.5 * np.abs(R[2])  # per slave axis, its share of the half extent along the master's up
+    reach = 0.5 * np.abs(R[:2]) @ slave  # the held object's half extents along the master's x and y
+    over = all(abs(float(xy[i])) <= 0.5 * master[i] + reach[i] + FOOTPRINT_MARGIN_M for i in (0, 1))
+    a = 0.5 if over else -0.5
+    terms = [f"master.z*{a:g}"]
+    base = a * master[2]
+    for i, b in enumerate(half):
+        b = round(float(b), 3)
+        if b >= 0.02:
+            terms.append(f"slave.{AXES[i]}*{b:g}")
+            base += b * slave[i]
+    c = round(float(z - base), 5)
+    return "+".join(terms) + (f"{c:+.5g}" if c != 0 else "")
+
+
+def _held_pos(v: Sequence[float | str], quat: Sequence[float], master: np.ndarray, slave: np.ndarray) -> tuple:
+    out = _pos(v, master)
+    if isinstance(v[2], str):
+        return out
+    return (out[0], out[1], _slave_height(float(v[2]), [float(x) for x in v[:2]] if not any(
+        isinstance(x, str) for x in v[:2]) else (0.0, 0.0), quat, master, slave))
+
+
+def symbolise(program: TrajectoryProgram, master_size: Sequence[float],
+              slave_size: Sequence[float] | None = None) -> TrajectoryProgram:
+    """Rewrite positions and lengths as fractions of the master's bbox so the program transfers to new sizes.
+
+    Lengths more than `MAX_SIZE_MULTIPLE` times the master's extent along their axis stay in metres, for
+    every step kind and axis. With `slave_size` (a held object, not the hand), the heights of the slave's
+    positions (start, waypoints) are written over both objects' heights (`_slave_height`)."""
     m = np.asarray(master_size, float)
+    sl = None if slave_size is None else np.asarray(slave_size, float)
+    q0 = tuple(float(v) for v in program.start.quaternion)
     steps = []
     for st in program.steps:
         if isinstance(st, Waypoints):
-            st = st.model_copy(update={"points": [_pos(p, m) for p in st.points]})
+            if sl is None:
+                pts = [_pos(p, m) for p in st.points]
+            else:
+                quats = st.quaternions or [q0] * len(st.points)
+                pts = [_held_pos(p, q, m, sl) for p, q in zip(st.points, quats, strict=True)]
+                if st.quaternions:
+                    q0 = tuple(st.quaternions[-1])
+            st = st.model_copy(update={"points": pts})
         elif isinstance(st, Line):
             dist = _length(st.distance, st.direction, m)
             st = st.model_copy(update={"direction": _round(st.direction), "distance": dist})
@@ -490,12 +596,19 @@ def symbolise(program: TrajectoryProgram, master_size: Sequence[float]) -> Traje
             st = st.model_copy(update={"axis": _round(st.axis), "angle_deg": round(float(st.angle_deg), 2)})
         elif isinstance(st, Spiral):
             st = st.model_copy(update={"axis": _round(st.axis), "center": _pos(st.center, m),
-                                       "turns": round(float(st.turns), 3)})
+                                       "turns": round(float(st.turns), 3),
+                                       "pitch": _metres(st.pitch), "growth": _metres(st.growth)})
         elif isinstance(st, Zigzag):
             st = st.model_copy(update={
                 "direction": _round(st.direction), "across": _round(st.across),
                 "length": _length(st.length, st.direction, m), "amplitude": _length(st.amplitude, st.across, m),
                 "cycles": round(float(st.cycles), 3)})
         steps.append(st)
-    start = program.start.model_copy(update={"position": _pos(program.start.position, m)})
+    position = _pos(program.start.position, m) if sl is None else \
+        _held_pos(program.start.position, program.start.quaternion, m, sl)
+    start = program.start.model_copy(update={"position": position})
     return program.model_copy(update={"start": start, "steps": steps})
+
+
+def _metres(x: float | str) -> float | str:
+    return x if isinstance(x, str) else round(float(x), 5)

@@ -21,6 +21,7 @@ from tools.constraints.instantiate import _vec, matrices_at, sample_matrices
 N_KEYPOINTS = 10
 ROT_RADIUS_M = 0.05  # metres of path per radian of rotation when measuring path length
 Sizes = Mapping[str, Sequence[float]]
+MAX_SIZE_MULTIPLE = 3.0  # lengths beyond this many times the master's extent stay in metres (fit.symbolise)
 
 
 def path_fractions(mats: np.ndarray) -> np.ndarray:

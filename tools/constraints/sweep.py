@@ -23,7 +23,7 @@ from scipy.spatial.transform import Rotation as Rot
 
 from core.program import Spiral, StartPose, TrajectoryProgram, Waypoints, Zigzag
 from tools.constraints.instantiate import sample_matrices
-from tools.constraints.keypoints import FitReport, Sizes, resample, smooth
+from tools.constraints.keypoints import MAX_SIZE_MULTIPLE, FitReport, Sizes, resample, smooth
 
 OSCILLATING = ("zigzag", "spiral")
 N_SWEEP_KEYPOINTS = 40
@@ -326,8 +326,12 @@ def _program(th: np.ndarray, shape: _Shape, kps: Sequence[np.ndarray], master_si
         if abs(float(shape.nrm[2])) > 0.999:
             up = q0.as_matrix().T @ np.array([0.0, 0.0, 1.0])  # the master's up in the slave frame
             ax = int(np.argmax(np.abs(up)))
-            beta = (float(p[2]) - 0.5 * float(slave_size[ax])) / max(float(master_size[2]), 1e-6)
-            out = (out[0], out[1], f"master.z*{beta:.4g}+slave.{'xyz'[ax]}*0.5")
+            rest = float(p[2]) - 0.5 * float(slave_size[ax])
+            if abs(rest) > MAX_SIZE_MULTIPLE * float(master_size[2]):  # no multiple of a thin master's height
+                out = (out[0], out[1], f"slave.{'xyz'[ax]}*0.5{round(rest, 5):+.5g}")
+            else:
+                beta = rest / max(float(master_size[2]), 1e-6)
+                out = (out[0], out[1], f"master.z*{beta:.4g}+slave.{'xyz'[ax]}*0.5")
         return out
 
     def plen(p: np.ndarray) -> float:

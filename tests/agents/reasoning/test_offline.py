@@ -146,3 +146,61 @@ def test_every_reasoner_answers_the_grounding_questions(reasoner):
                                                    parents={"drawer": "cabinet"}))
     assert label.phase == Phase.grasping and label.master == "drawer"
     assert [c.question for c in reasoner.recorded] == ["recognise_task", "label_segment"]
+
+
+def test_compare_scales_a_closed_path_by_its_length_not_its_end_span(reasoner):
+    # a pour: out over the target and back to the start; the adapted one is a different, half-size loop
+    t = np.linspace(0.0, 2 * np.pi, 10)
+    demo = [(0.3 * np.sin(a), 0.0, 0.2 * (1 - np.cos(a))) for a in t]
+    half = [(0.0, 0.15 * np.sin(a), 0.1 * (1 - np.cos(a))) for a in t]  # ends where it starts, like the demo
+    ans = reasoner.compare(CompareQuestion(skill_id="s", subtask="pour", phase=Phase.manipulation,
+                                           demo_master_size=(1, 1, 1), scene_master_size=(1, 1, 1),
+                                           demo_keypoints=demo, adapted_keypoints=half, reachable=[True] * 10))
+    assert not ans.acceptable
+    assert ans.revision.trajectory_scale == pytest.approx(2.0, rel=0.05)  # twice the path, not end-span noise
+    # the same loop only moved about: nothing to scale, whatever its (zero) end span
+    turned = [(0.0, 0.3 * np.sin(a), 0.2 * (1 - np.cos(a))) for a in t]
+    ans = reasoner.compare(CompareQuestion(skill_id="s", subtask="pour", phase=Phase.manipulation,
+                                           demo_master_size=(1, 1, 1), scene_master_size=(1, 1, 1),
+                                           demo_keypoints=demo, adapted_keypoints=turned, reachable=[True] * 10))
+    assert ans.revision.trajectory_scale == pytest.approx(1.0, abs=0.01)
+
+
+def _put_downs(rng, n=5):
+    """A brush put back at places the demonstrator chose freely beside a pan: lift, carry level, lower."""
+    from core.program import Line, StartPose, TrajectoryProgram, Waypoints
+    from tools.constraints.instantiate import matrices_at
+
+    out = []
+    for _ in range(n):
+        start = (rng.uniform(-0.08, 0.0), rng.uniform(-0.03, 0.05), 0.055)
+        place = (rng.uniform(-0.1, 0.2), rng.uniform(0.16, 0.26), 0.035)
+        prog = TrajectoryProgram(start=StartPose(position=start), steps=[
+            Line(direction=(0, 0, 1), distance=0.085), Waypoints(points=[(place[0], place[1], 0.14), place])])
+        out.append(matrices_at(prog, {"master": (0.33, 0.21, 0.046)}, np.linspace(0, 1, 90)))
+    return out
+
+
+def test_fit_trajectory_fits_a_free_put_down_with_each_demo_s_own_place(reasoner):
+    from scipy.spatial.transform import Rotation as Rot
+
+    from agents.reasoning.questions import KeypointTrack, TrajectoryQuestion
+    from tools.constraints.fit import end_spread, fit_error, keypoints
+
+    trajs = _put_downs(np.random.default_rng(7))
+    assert end_spread(trajs) > 0.05
+    sizes = [{"master": (0.33, 0.21, 0.046), "slave": (0.07, 0.05, 0.13)}] * len(trajs)
+    tracks = []
+    for i, m in enumerate(trajs):
+        kp = keypoints(m)
+        tracks.append(KeypointTrack(demo_id=f"d{i}", master_size=sizes[i]["master"], slave_size=sizes[i]["slave"],
+                                    positions=[tuple(p) for p in kp[:, :3, 3]],
+                                    quaternions=[tuple(q) for q in Rot.from_matrix(kp[:, :3, :3]).as_quat()]))
+    q = TrajectoryQuestion(subtask="put the brush down by the pan", master=SkillObject(name="pan", bbox_size=(
+        0.33, 0.21, 0.046)), slave=SkillObject(name="brush", bbox_size=(0.07, 0.05, 0.13)), tracks=tracks)
+    ans = reasoner.fit_trajectory(q)
+    assert "own end" in ans.reasoning
+    shape = fit_error(ans.program, trajs, sizes, anchored=True, free_end=True)
+    assert shape.median_m < 0.005  # the lift, the level carry and the lowering, each onto its own place
+    # the place itself is the demos' mean: the fixed-end error is the places' spread, not a few millimetres
+    assert fit_error(ans.program, trajs, sizes, anchored=True).median_m > shape.median_m

@@ -94,3 +94,101 @@ def test_a_lift_over_a_thin_plate_is_kept_in_metres_not_plate_thicknesses():
     # on a thicker plate the lift stays a lift, not 19 plate thicknesses
     thick = matrices_at(fit.program, {"master": (0.2, 0.2, 0.03), "slave": sizes[0]["slave"]}, np.linspace(0, 1, 40))
     assert thick[:, 2, 3].max() < 0.25
+
+
+def test_a_free_end_fit_matches_the_shape_a_fixed_end_fit_cannot():
+    from core.program import Waypoints
+    from tools.constraints.fit import end_spread, fit_family
+
+    rng = np.random.default_rng(11)
+    trajs = []
+    for _ in range(5):  # put back at a freely chosen place beside the master: lift, carry level, lower
+        start = (rng.uniform(-0.08, 0.0), rng.uniform(-0.03, 0.05), 0.055)
+        place = (rng.uniform(-0.1, 0.2), rng.uniform(0.16, 0.26), 0.035)
+        prog = TrajectoryProgram(start=StartPose(position=start), steps=[
+            Line(direction=(0, 0, 1), distance=0.085), Waypoints(points=[(place[0], place[1], 0.14), place])])
+        trajs.append(matrices_at(prog, {"master": (0.33, 0.21, 0.046)}, np.linspace(0, 1, 90)))
+    sizes = [{"master": (0.33, 0.21, 0.046), "slave": (0.07, 0.05, 0.13)}] * 5
+    assert end_spread(trajs) > 0.05
+    fixed = fit_family("transport", trajs, sizes)
+    free = fit_family("transport", trajs, sizes, free_end=True)
+    assert fixed is not None and free is not None and free.report.free_end
+    shape_of_fixed = fit_error(fixed.program, trajs, sizes, anchored=True, free_end=True).median_m
+    assert free.report.median_m < 0.003 and free.report.median_m < 0.7 * shape_of_fixed
+    # it ends at the demos' mean place
+    mean_end = np.mean([t[-1, :3, 3] for t in trajs], axis=0)
+    end = matrices_at(free.program, sizes[0], np.array([1.0]))[0, :3, 3]
+    assert np.linalg.norm(end - mean_end) < 0.02
+
+
+def test_a_held_object_s_heights_follow_both_heights_so_a_tall_source_stays_above_a_short_target():
+    from core.program import Waypoints
+    from tools.constraints.fit import symbolise
+
+    master, cup = (0.08, 0.08, 0.06), (0.07, 0.07, 0.10)
+    # over the target: the source's underside 1.5 cm above the target's top (origins at the boxes' centres)
+    over = 0.5 * master[2] + 0.5 * cup[2] + 0.015
+    prog = TrajectoryProgram(start=StartPose(position=(0.2, 0.0, -0.5 * master[2] + 0.5 * cup[2])),
+                             steps=[Waypoints(points=[(0.0, 0.0, over)])])
+    sym = symbolise(prog, master, cup)
+    height = sym.steps[0].points[0][2]
+    assert "slave.z" in height and "master.z*0.5" in height
+    assert "master.z*-0.5" in sym.start.position[2]  # the start beside the target: on the table
+    for tall in (0.10, 0.25):  # a taller source (and a shorter target) keeps the clearance
+        sizes = {"master": (0.08, 0.08, 0.03), "slave": (0.07, 0.07, tall)}
+        z = matrices_at(sym, sizes, np.array([0.0, 1.0]))[:, 2, 3]
+        assert z[1] - 0.5 * tall - 0.5 * 0.03 == pytest.approx(0.015, abs=1e-4)
+        assert z[0] - 0.5 * tall == pytest.approx(-0.015, abs=1e-4)  # standing on the target's table
+    # tilted 90 degrees, the source's extent along up is its width
+    tilted = prog.model_copy(update={"steps": [Waypoints(points=[(0.0, 0.0, over)],
+                                                         quaternions=[(0.7071068, 0.0, 0.0, 0.7071068)])]})
+    assert "slave.y*0.5" in symbolise(tilted, master, cup).steps[0].points[0][2]
+    # held beside the target's centre with its rim over the target (a pour): still over the target's top
+    beside = prog.model_copy(update={"steps": [Waypoints(points=[(0.0, 0.07, over)])]})
+    assert symbolise(beside, master, cup).steps[0].points[0][2].startswith("master.z*0.5+")
+
+
+def test_no_length_is_written_as_many_times_a_thin_master_s_extent():
+    import re
+
+    from core.program import Arc, Spiral, Tilt, Waypoints
+    from tools.constraints.fit import MAX_SIZE_MULTIPLE, fit_family, symbolise
+
+    box = (0.3, 0.2, 0.009)  # a button box 9 mm thick
+    prog = TrajectoryProgram(start=StartPose(position=(0.02, -0.01, 0.2655)), steps=[
+        Waypoints(points=[(0.0, 0.0, 0.05), (1.2, 0.9, 0.004)]), Line(direction=(0, 0, -1), distance=0.2),
+        Line(direction=(1, 0, 0), distance=1.5), Arc(axis=(0, 0, 1), pivot=(1.0, 0.7, 0.12), angle_deg=30),
+        Tilt(axis=(1, 0, 0), angle_deg=40), Spiral(axis=(0, 0, 1), center=(0.0, 0.0, 0.1), turns=1, pitch=0.05),
+        Zigzag(direction=(0, 0, 1), across=(1, 0, 0), length=0.2, amplitude=0.05, cycles=2)])
+
+    def multiples(p):
+        return [abs(float(m)) for m in re.findall(r"master\.[xyz]\*(-?[0-9.]+)", p.model_dump_json())]
+
+    for slave in (None, (0.08, 0.02, 0.1)):
+        sym = symbolise(prog, box, slave)
+        assert multiples(sym) and max(multiples(sym)) <= MAX_SIZE_MULTIPLE
+        assert matrices_at(sym, {"master": box, "slave": slave or (0.08, 0.02, 0.1)}, np.array([0.0]))[0, 2, 3] \
+            == pytest.approx(0.2655, abs=1e-4)
+    # a finger's approach onto the box from 26 cm above, fitted: metres, not 29.5 box thicknesses
+    rng = np.random.default_rng(5)
+    trajs = [matrices_at(TrajectoryProgram(
+        start=StartPose(position=(rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), 0.2655)),
+        steps=[Waypoints(points=[(0.0, 0.0, 0.03), (0.0, 0.0, 0.006)])]), {"master": box}, np.linspace(0, 1, 60))
+        for _ in range(4)]
+    fit = fit_family("reach", trajs, [{"master": box, "slave": (0.08, 0.02, 0.1)}] * 4)
+    assert fit is not None and fit.report.median_m < 0.005
+    assert max(multiples(fit.program), default=0.0) <= MAX_SIZE_MULTIPLE
+
+
+def test_a_scrub_high_over_a_thin_master_keeps_its_height_in_metres():
+    from tools.constraints.sweep import _program, _Shape
+
+    basis = (np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), np.array([0, 0, 1.0]))
+    shape = _Shape(basis, 4, False, True)
+    th = np.array([0.0, 0.0, 0.12, 0.0, 0.1, 0.05])
+    kps = [np.tile(np.eye(4), (5, 1, 1))]
+    prog = _program(th, shape, kps, (0.3, 0.2, 0.005), (0.07, 0.05, 0.13))
+    heights = [p[2] for p in prog.steps[0].points]
+    assert all("master.z" not in h for h in heights)
+    z = matrices_at(prog, {"master": (0.3, 0.2, 0.005), "slave": (0.07, 0.05, 0.13)}, np.array([0.5]))[0, 2, 3]
+    assert z == pytest.approx(0.12, abs=1e-3)
