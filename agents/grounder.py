@@ -68,6 +68,7 @@ from tools.perception.parsing import (
     CLOSE_M,
     CONTACT_THRESHOLD_M,
     HAND,
+    HOLD_NEAR_M,
     TABLE,
     DistanceRecorder,
     HandInterval,
@@ -94,7 +95,9 @@ FIXED_DEG = 10.0
 # Stamped into grounded/grounded.json; bump it whenever grounding output changes so stale folders
 # are re-grounded (is_current). 2: tool-use split of holds, landmark master for table put-downs.
 # 3: push spans refined to the touch (parsing.push_span), round objects tracked translation-first.
-GROUNDER_VERSION = "3"
+# 4: a closed hand holds its object while within HOLD_NEAR_M (grasps found when the hand closes before
+#    the 2 cm contact; holds not lost when the hand hovers 2-4 cm from the model); canonical x = long side.
+GROUNDER_VERSION = "4"
 
 
 @runtime_checkable
@@ -182,8 +185,7 @@ def ground(
     valid = {o: np.zeros(n, bool) for o in prompts}
     rec: DistanceRecorder | None = None
     anchors: dict[str, np.ndarray | None] = {}
-    near_width: dict[str, float | None] = {}
-    hold_min: dict[str, float] = {}  # the hand's narrowest opening while closed on an object
+    hold = HoldState()
     prev_clouds: dict[str, np.ndarray] = {}
     first_frame = None
     cam_pos = source.T_world_camera[:3, 3]
@@ -218,22 +220,11 @@ def ground(
             for o, tr in trackers.items():
                 pts = clouds.get(o, np.zeros((0, 3)))
                 prior_static = tr.T
-                hand_near = rec.series(HAND, o)[i - 1] < HAND_CARRY_M and gripper.visible[i - 1]
-                if not hand_near:
-                    near_width[o] = None
-                    anchors[o] = None
-                elif near_width.get(o) is None:
-                    near_width[o] = float(gripper.width[i - 1])
-                nw = near_width.get(o)
-                closed = nw is not None and float(gripper.width[i - 1]) <= nw - CLOSE_M and gripper.visible[i]
-                if closed:
-                    hold_min[o] = min(hold_min.get(o, np.inf), float(gripper.width[i - 1]))
-                else:
-                    hold_min.pop(o, None)
-                # the hand opening (wider than its grip by OPENING_M) lets go: from this frame on the object
-                # settles on its own (the last millimetres of a set-down) and ICP, not the hand, tracks it
-                holding = closed and float(gripper.width[i]) <= hold_min[o] + OPENING_M
-                if closed and not holding:
+                hand_near, closed, holding = hold.step(
+                    o, float(rec.series(HAND, o)[i - 1]), float(gripper.width[i - 1]), float(gripper.width[i]),
+                    bool(gripper.visible[i - 1]), bool(gripper.visible[i]),
+                )
+                if not hand_near or (closed and not holding):
                     anchors[o] = None
                 if holding:
                     # The hand closed on the object: its pose relative to the hand at that moment carries
@@ -331,6 +322,40 @@ def ground(
     if save:
         gd.save(source.dir, extra_files=files)
     return gd
+
+
+class HoldState:
+    """Per object, frame by frame: is the hand near it, closed on it, holding it (carrying its pose)?
+
+    Near: within `HAND_CARRY_M` and seen. Closed: the hand's opening is `CLOSE_M` under what it was
+    when it came near. Holding: closed and not opening again (wider than its narrowest grip by
+    `OPENING_M`: letting go). A hand closed on an object stays near it while within `HOLD_NEAR_M`
+    (or unseen): a hand holding a brush by its handle measures 2-4 cm from the brush's model, and a
+    hold lost there would never come back (the hand, already closed, cannot close again).
+    """
+
+    def __init__(self) -> None:
+        self.near_width: dict[str, float | None] = {}
+        self.hold_min: dict[str, float] = {}  # the hand's narrowest opening while closed on an object
+
+    def step(self, o: str, d_prev: float, w_prev: float, w_now: float, visible_prev: bool,
+             visible_now: bool) -> tuple[bool, bool, bool]:
+        """(near, closed, holding) of the hand and object `o` at a frame, given the previous frame's
+        hand-object distance `d_prev` and opening `w_prev`, this frame's opening `w_now`."""
+        still_held = o in self.hold_min and not d_prev >= HOLD_NEAR_M
+        near = (d_prev < HAND_CARRY_M and visible_prev) or still_held
+        if not near:
+            self.near_width[o] = None
+        elif self.near_width.get(o) is None:
+            self.near_width[o] = w_prev
+        nw = self.near_width.get(o)
+        closed = nw is not None and w_prev <= nw - CLOSE_M and (visible_now or still_held)
+        if closed:
+            self.hold_min[o] = min(self.hold_min.get(o, np.inf), w_prev)
+        else:
+            self.hold_min.pop(o, None)
+        holding = closed and w_now <= self.hold_min[o] + OPENING_M
+        return near, closed, holding
 
 
 def _parse(

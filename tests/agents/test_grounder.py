@@ -286,3 +286,26 @@ def test_the_bench_expects_a_push_for_a_hand_contact_that_is_not_a_scripted_gras
         ("grasping", "button", None, 0, 20), ("manipulation", "button_box", "button", 20, 30)]
     # older GT without a "grasps" list: every hand contact is a grasp
     assert [s["phase"] for s in expected_segments(_press_gt(None))] == ["grasping", "manipulation"]
+
+
+def test_a_closed_hand_keeps_holding_its_object_while_its_points_hover_a_few_cm_from_the_model() -> None:
+    from agents.grounder import HoldState
+
+    hold = HoldState()
+    # the hand comes within 2.5 cm open, closes on the brush's handle
+    assert hold.step("brush", 0.025, 0.08, 0.08, True, True) == (True, False, False)
+    assert hold.step("brush", 0.025, 0.05, 0.02, True, True) == (True, True, True)
+    assert hold.step("brush", 0.02, 0.02, 0.02, True, True) == (True, True, True)
+    # scrubbing: the hand measures 3.5 cm from the brush model, or is unseen for a frame: still held
+    assert hold.step("brush", 0.035, 0.02, 0.02, True, True) == (True, True, True)
+    assert hold.step("brush", float("nan"), 0.02, 0.02, False, False) == (True, True, True)
+    assert hold.step("brush", 0.021, 0.02, 0.02, True, True) == (True, True, True)
+    # the hand opening lets go, and once released a hand 3.5 cm away is not near
+    assert hold.step("brush", 0.02, 0.02, 0.03, True, True) == (True, True, False)
+    assert hold.step("brush", 0.02, 0.075, 0.08, True, True) == (True, False, False)
+    assert hold.step("brush", 0.035, 0.08, 0.08, True, True)[0] is False
+    # a closed hand 6 cm away has left the object
+    other = HoldState()
+    other.step("pan", 0.01, 0.08, 0.08, True, True)
+    assert other.step("pan", 0.01, 0.02, 0.02, True, True)[2]
+    assert other.step("pan", 0.06, 0.02, 0.02, True, True) == (False, False, False)

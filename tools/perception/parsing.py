@@ -9,7 +9,9 @@
   a state change must persist `min_frames` frames (debounce). Frames where a cloud is missing hold
   the previous state.
 - Hand intervals: a hand-object contact during which the object moves (>= 5 mm or >= 3 deg) is a
-  grasp when the hand closes on it (begin = closed, end = opening again), else a push (begin = the
+  grasp when the hand closes on it (begin = closed, end = opening again; the closing may happen just
+  before the 2 cm contact and the hold lasts while the closed hand stays within `HOLD_NEAR_M`:
+  `_grasp_span`), else a push (begin = the
   last frame before the object starts moving, end = the hand leaving the touch band: `push_span`); their
   begin/end frames cut the video. Between two cuts the hand either reaches for an
   object (ends at a grasp: a candidate *grasping* segment) or holds one (a *manipulation*
@@ -49,6 +51,7 @@ TOOL_MIN_FRAMES = 15  # a held object's contact with another object this long (a
 TOOL_TOUCH_M = 0.01  # ... if it really touches: median in-contact distance under this (not hovering near)
 SUPPORT_GAP_M = 0.03  # an object whose lowest visible point is at most this above the table rests on it
 CLOSE_M = 0.01  # the hand closing by this much on an object makes a contact a grasp
+HOLD_NEAR_M = 0.05  # a closed hand this close to an object (its model) still holds it / is closing on it
 PUSH_ONSET_M = 0.002  # a pushed object starts moving (push begin) when it is this far from its pose at the 2 cm
 PUSH_ONSET_RAD = np.deg2rad(2.0)  # ... crossing, or turned this much
 MOVED_RAD = np.deg2rad(3.0)
@@ -275,19 +278,24 @@ def find_grasps(
         for s, e in spans:
             kind = "grasp"
             if width is not None and e > s:
-                w = np.asarray(width[s:e])
-                before = float(np.max(width[max(0, s - 5) : s + 1]))
-                if before - float(np.min(w)) >= CLOSE_M:
-                    closed = np.nonzero(w <= float(np.min(w)) + 0.003)[0]
-                    s, e = s + int(closed[0]), s + int(closed[-1]) + 1
-                else:
-                    kind = "push"
+                s, e, kind = _grasp_span(d, np.asarray(width, dtype=float), s, e)
             dt, dr = moved(object_poses[o], s, e)
             if dt >= MOVED_M or dr >= MOVED_RAD:
                 if kind == "push":
                     s, e = push_span(d, object_poses[o], s, e)
                 found.append(HandInterval(start=s, end=e, object=o, kind=kind))
     found.sort(key=lambda h: (h.start, h.end))
+    # one hold seen as several 2 cm contacts (a hand closed on a handle hovering at 2-4 cm): merge
+    merged: list[HandInterval] = []
+    for h in found:
+        same = [k for k, p in enumerate(merged) if p.object == h.object and p.kind == h.kind == "grasp"
+                and h.start < p.end]
+        if same:
+            p = merged[same[-1]]
+            merged[same[-1]] = p.model_copy(update={"end": max(p.end, h.end)})
+            continue
+        merged.append(h)
+    found = merged
     # overlapping intervals (the hand touches two moving objects): keep the one that moved most
     out: list[HandInterval] = []
     for h in found:
@@ -298,6 +306,43 @@ def find_grasps(
             continue
         out.append(h)
     return out
+
+
+def _grasp_span(d: np.ndarray, width: np.ndarray, s: int, e: int, near: float = HOLD_NEAR_M,
+                lead: int = 5) -> tuple[int, int, str]:
+    """(begin, end, "grasp" | "push") of the hand's 2 cm contact [s, e) with an object, given its opening.
+
+    The hand closing by >= `CLOSE_M` makes it a grasp. The closing is looked for from `lead` frames
+    before the hand came within `near` of the object (contiguous frames under `near` or unseen, back
+    from `s`): a hand closed on a handle may measure 2-4 cm from the object's model, so the 2 cm
+    contact can begin only after the closing (and the opening the hand had while unseen is unreliable:
+    the minimum is taken over the whole stay within `near`). Begin: the first frame of the closed run
+    (width within 3 mm of that minimum) that reaches into the contact; end: the first frame after
+    that run, followed on while the hand stays within `near` (or unseen) -- a closed hand holds the
+    object until it opens, however its distance to the model hovers around 2 cm meanwhile.
+    """
+    n = len(d)
+
+    def near_at(i: int) -> bool:
+        return bool(np.isnan(d[i]) or d[i] < near)
+
+    lo, hi = s, e
+    while lo > 0 and near_at(lo - 1):
+        lo -= 1
+    while hi < n and near_at(hi):
+        hi += 1
+    w_min = float(np.min(width[s:hi]))
+    before = float(np.max(width[max(0, lo - lead) : s + 1]))
+    if before - w_min < CLOSE_M:
+        return s, e, "push"
+    closed = width <= w_min + 0.003
+    b = s + int(np.nonzero(closed[s:hi])[0][0])  # may follow this contact: the hand closes while still near
+    while b > lo and closed[b - 1]:
+        b -= 1
+    end = b
+    while end < hi and closed[end]:
+        end += 1
+    return b, end, "grasp"
 
 
 def push_span(

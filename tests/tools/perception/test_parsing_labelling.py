@@ -307,3 +307,40 @@ def test_push_span_keeps_the_contact_begin_when_the_object_moves_at_once() -> No
     d2 = d.copy()
     d2[9:] = 0.015  # the hand lifts off at 9
     assert push_span(d2, P2, 0, n) == (5, 9)
+
+
+def test_a_hand_that_closes_before_the_2cm_contact_is_a_grasp_from_its_closing() -> None:
+    # the hand finishes closing on a handle while its points are 3 cm from the object's model; the
+    # 2 cm contact begins only when the object starts to move: still a grasp, begun at the closing
+    n = 50
+    d = np.full(n, 0.2)
+    d[8:20] = 0.03
+    d[20:35] = 0.01
+    width = np.full(n, 0.08)
+    width[10:13] = [0.06, 0.04, 0.02]
+    width[13:35] = 0.02
+    poses = {"cube": _poses(n, 22, 32), "plate": np.tile(np.eye(4), (n, 1, 1))}
+    iv = find_grasps(_recorder_with(d), poses, width=width)
+    assert [(h.start, h.end, h.object, h.kind) for h in iv] == [(12, 35, "cube", "grasp")]
+
+
+def test_a_closed_hand_hovering_around_2cm_from_its_object_holds_it_until_it_opens() -> None:
+    # a brush held by its handle: the hand-model distance hovers about 2 cm, leaving the 2 cm band
+    # for more than the merge gap; the hold lasts until the hand opens, one grasp
+    n = 60
+    d = np.full(n, 0.2)
+    d[10:20] = 0.01
+    d[20:26] = 0.025
+    d[26:30] = 0.01
+    d[30:50] = 0.035
+    width = np.full(n, 0.08)
+    width[10:12] = [0.06, 0.04]
+    width[12:50] = 0.02
+    poses = {"cube": _poses(n, 15, 48), "plate": np.tile(np.eye(4), (n, 1, 1))}
+    iv = find_grasps(_recorder_with(d), poses, width=width)
+    assert [(h.start, h.end, h.object, h.kind) for h in iv] == [(12, 50, "cube", "grasp")]
+    # the hand moving away (> 5 cm) closed still ends the hold there
+    d2 = d.copy()
+    d2[40:] = 0.2
+    iv = find_grasps(_recorder_with(d2), poses, width=width)
+    assert [(h.start, h.end, h.kind) for h in iv] == [(12, 40, "grasp")]
