@@ -64,12 +64,15 @@ from core.skills import Outcome, Skill
 from tools.execution.candidates import (
     GraspPlan,
     centre_between_fingers,
+    close_across_section,
     grasp_candidates,
     is_round,
     keypoint_times,
     keypoints_of,
     master_slave_trajectory,
     match_demo_frame,
+    material_between_fingers,
+    mirror_grasp_constraint,
     retreat_pose,
     twist_grasp,
     world_trajectory,
@@ -99,6 +102,8 @@ OCCLUDED_SHARE = 0.7  # a view with fewer points than this share of the remember
 OCCLUDED_SHIFT_M = 0.08  # ... and its centre may look this far off before the object counts as moved
 FINGERTIP_BELOW_TCP_M = 0.01  # the Panda's fingertips reach this far below the TCP
 FLOOR_MARGIN_M = 0.01  # and keep this clear of the surface an object stands on
+PLACED_AGREE_M = 0.06  # a put-down object seen this near where the hand let it go has not moved since
+MIN_MATERIAL_POINTS = 20  # perceived points between the fingers below which a grasp closes on nothing
 # Panda joint poses that keep the arm out of an overhead camera's view (tried in order until the
 # step's objects show): the elbow folded back and up over the base, the hand inside the workspace
 OBSERVE_QS = ((0.0, -1.5, 0.0, -2.95, 0.0, 1.6, 0.785),)
@@ -144,6 +149,7 @@ class _Held:
     T_world_object: np.ndarray  # where the object was when grasped
     grasp_skill: str = ""
     width: float = 0.0
+    size: tuple[float, float, float] | None = None  # its bbox as seen before the hand hid part of it
 
 
 @dataclass
@@ -169,6 +175,9 @@ class _Live:
 class _RunMemory:
     held: _Held | None = None
     frames: dict[str, PerceivedObject] = field(default_factory=dict)  # first unoccluded sighting per object
+    # objects the arm put down: (frame where the hand let go of it, carried rigidly from its grasp, and
+    # the bbox size it had when grasped)
+    placed: dict[str, tuple[np.ndarray, tuple[float, float, float]]] = field(default_factory=dict)
     timings: list[dict[str, float]] = field(default_factory=list)  # per step: perception/adaptation/planning/motion
 
 
@@ -267,14 +276,16 @@ class StepAdapter:
         # in front of an object shrinks its visible cloud, and with it the bbox.
         # A cloud much smaller than the remembered one is an occluded view of the same object (the arm
         # or a held object in front of it): its centre shifts towards the visible part, so it keeps the
-        # remembered frame unless it is clearly somewhere else.
+        # remembered frame unless it is clearly somewhere else (its centre far off and its points
+        # outside the remembered box: a strip of a pan under the brush that scrubs it is still the pan).
         for n, obj in list(scene.objects.items()):
+            scene.objects[n] = obj = self._as_placed(obj)
             old = self.memo.frames.get(n)
             shift = np.linalg.norm(obj.T_world_object[:3, 3] - old.T_world_object[:3, 3]) if old is not None else 0.0
             occluded = old is not None and len(obj.points) < OCCLUDED_SHARE * len(old.points)
             if old is None:
                 self.memo.frames[n] = obj
-            elif shift < SAME_PLACE_M or (occluded and shift < OCCLUDED_SHIFT_M):
+            elif shift < SAME_PLACE_M or (occluded and (shift < OCCLUDED_SHIFT_M or _within(obj.points, old))):
                 scene.objects[n] = old
             else:
                 self.memo.frames[n] = obj
@@ -284,6 +295,41 @@ class StepAdapter:
                 scene.objects[n] = self.memo.frames[n]
                 scene.missing.remove(n)
         return scene
+
+    def _as_placed(self, obj: PerceivedObject) -> PerceivedObject:
+        """An object the arm put down keeps the frame it was carried in, where the view agrees with it.
+
+        The canonical frame of a footprint with no clear long side (a pan: a disc and a handle) is fitted
+        differently from view to view (in a sink, its walls hide part of it), and its centre moves by
+        centimetres with it: a grasp measured against one fit and a placement written in another put
+        the object centimetres off (a pan set down half on the rack beside it). Where the arm let go
+        of it, the object's frame is known from the grasp: the hand's pose times the grasp's offset.
+        Its height is the one seen now (it drops onto its support); a view whose centre lies more than
+        PLACED_AGREE_M away means the object moved since (it slid, something pushed it)."""
+        rec = self.memo.placed.get(obj.name)
+        if rec is None:
+            return obj
+        T_drop, size = rec
+        T_seen = obj.T_world_object
+        off = float(np.linalg.norm(T_seen[:2, 3] - T_drop[:2, 3]))
+        if off > PLACED_AGREE_M or abs(float(T_drop[2, 2])) < 0.9:
+            self.memo.placed.pop(obj.name, None)
+            self._event("tool_result", tool="adapter", duration_s=0.0,
+                        result=f"the {obj.name} is seen {off * 100:.1f} cm from where the hand let go of it: "
+                               "it moved since; its frame is fitted to the view")
+            return obj
+        T = T_drop.copy()
+        T[2, 3] = T_seen[2, 3] - 0.5 * float(obj.size[2]) + 0.5 * float(size[2])  # standing where it is seen
+        d = obj.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(T), "bbox_size": size})
+        carried = obj.model_copy(update={"descriptor": d})
+        if not _within(obj.points, carried, margin=0.015, share=0.97):
+            # what is seen sticks out of the box it was put down in: it was pushed or turned since
+            self.memo.placed.pop(obj.name, None)
+            self._event("tool_result", tool="adapter", duration_s=0.0,
+                        result=f"the {obj.name} no longer fits the box it was put down in: it moved since; "
+                               "its frame is fitted to the view")
+            return obj
+        return carried
 
     def _clear_view(self, unseen: list[str]) -> bool:
         """Fold the arm out of the camera's view (elbow back and up over the base) until `unseen`
@@ -383,14 +429,24 @@ class StepAdapter:
         # the learned regions and closing axis are written in the demonstrated object's frame: turn the
         # perceived frame so that its sides correspond to the demonstrated ones (long side to long side)
         T_wo, size = match_demo_frame(obj.T_world_object, obj.size, skill.master.bbox_size)
-        cands = grasp_candidates(skill.grasp, T_wo, size, n=N_CANDIDATES, seed=seed, revision=rev,
-                                 exclude=[tuple(e) for e in excluded], prefer_y_world=ee[:3, 1],
-                                 edges_world=obj.footprint_edges(), floor_z=self._grasp_floor(live, obj))
+        free = not skill.master.parent
+
+        def sample(constraint: Any) -> list[GraspPlan]:
+            cs = grasp_candidates(constraint, T_wo, size, n=N_CANDIDATES, seed=seed, revision=rev,
+                                  exclude=[tuple(e) for e in excluded], prefer_y_world=ee[:3, 1],
+                                  edges_world=obj.footprint_edges(), floor_z=self._grasp_floor(live, obj))
+            # a free object: centre the fingers on what they close around
+            # (across the part they take: a handle, not at a slant)
+            if not free:
+                return cs
+            return [centre_between_fingers(close_across_section(c, obj.points), obj.points) for c in cs]
+
+        cands = sample(skill.grasp)
         if not cands:
             live.grasp, live.check = None, None
             return "every grasp cell of the learned regions was tried"
-        if not skill.master.parent:  # a free object: centre the fingers on what they close around
-            cands = [centre_between_fingers(c, obj.points) for c in cands]
+        if free and len(obj.points):
+            cands = self._on_material(cands, obj, sample, skill.grasp)
         checker = self._checker(live, [obj.name])
         q0 = robot.joint_positions()
         checks = [check_path(c.approach_path(), q0, checker, widths=[0.08, 0.08]) for c in cands]
@@ -402,7 +458,9 @@ class StepAdapter:
             # is feasible too (a cup must tilt without running the wrist into its limit); a round
             # object may be taken at any twist about the approach
             # (quarter turns: also right for a square block, whose faces the fingers must close on)
-            twists = [k * np.pi / 2 for k in range(4)] if is_round(size, T_wo) else [0.0]
+            # and any object at either of the two twists of a parallel gripper (the fingers are the same
+            # either way; the wrist, 180° apart, is not: one of them may run into its limit while carrying)
+            twists = [k * np.pi / 2 for k in range(4)] if is_round(size, T_wo) else [0.0, np.pi]
             tried: list[tuple[float, int, GraspPlan, PathCheck]] = []
             for i in [j for j in order if checks[j].ok]:
                 for a in twists:
@@ -425,6 +483,42 @@ class StepAdapter:
                 return ""
         live.grasp, live.check = cands[best], checks[best]
         return "" if checks[best].ok else checks[best].first_problem()
+
+    def _on_material(self, cands: list[GraspPlan], obj: PerceivedObject, sample: Any, constraint: Any
+                     ) -> list[GraspPlan]:
+        """Grasps whose fingers close on perceived material like the demonstrated one, those first.
+
+        A grasp fits when enough points lie between its fingers and their extent across the closing
+        axis is about the learned opening (a 2 cm handle, not a pan's 5 mm rim beside it). A canonical
+        frame fitted to a footprint that is not a box (a pan: a disc and a handle) may come out tilted
+        the other way than in the demonstrations, which mirrors where the learned region lies in it:
+        when no candidate fits, the regions reflected through the frame's mid-planes are tried and the
+        reflection with the best fitting grasps wins (else the one with most material)."""
+        width = float(getattr(constraint, "width", 0.0) or 0.0)
+
+        def fit(c: GraspPlan) -> tuple[int, int]:
+            n, extent = material_between_fingers(c, obj.points)
+            good = n >= MIN_MATERIAL_POINTS and extent is not None and \
+                (width <= 0 or 0.6 * width <= extent <= width + 0.02)
+            return int(good), min(n, MIN_MATERIAL_POINTS)
+
+        def best(cs: list[GraspPlan]) -> tuple[int, int]:
+            return max(fit(c) for c in cs)
+
+        top = best(cands)
+        if top[0] == 0:
+            chosen: tuple[tuple[int, int], list[GraspPlan], tuple[int, int]] = (top, cands, (1, 1))
+            for sx, sy in ((1, -1), (-1, 1), (-1, -1)):
+                alt = sample(mirror_grasp_constraint(constraint, sx, sy))
+                if alt and best(alt) > chosen[0]:
+                    chosen = (best(alt), alt, (sx, sy))
+            if chosen[2] != (1, 1) and chosen[0][1] >= MIN_MATERIAL_POINTS:
+                self._event("tool_result", tool="adapter", duration_s=0.0,
+                            result=f"no grasp in the learned region closes on the {obj.name} as demonstrated in its "
+                                   f"perceived frame; the frame's mirror {chosen[2]} does"
+                                   + ("" if chosen[0][0] else " (on the most material, not the demonstrated width)"))
+                cands = chosen[1]
+        return sorted(cands, key=lambda c: tuple(-v for v in fit(c)))
 
     def _next_use(self, live: _Live) -> tuple[Any, Skill] | None:
         """The plan's next manipulation that moves the object this grasp takes, with its skill."""
@@ -455,8 +549,9 @@ class StepAdapter:
             return 0.0
         T_wo = obj.T_world_object
         T_sg = invert_transform(T_wo) @ g.grasp.matrix()
+        T_wm, m_size = self._master_frame(sk, master)
         try:
-            c = compose_manipulation(sk, master.T_world_object, tuple(master.size), T_wo, T_sg, tuple(obj.size),
+            c = compose_manipulation(sk, T_wm, m_size, T_wo, T_sg, tuple(obj.size),
                                      Revision(), g.grasp.matrix(), slave_round=is_round(obj.size, T_wo))
         except VLMimicError:
             return 0.0
@@ -464,6 +559,45 @@ class StepAdapter:
         ck = check_path(c.poses, q, self._checker(live, [obj.name, master.name], hand_only=[master.name]),
                         widths=g.width)
         return float(ck.score)
+
+    def _master_frame(self, skill: Skill, master: PerceivedObject) -> tuple[np.ndarray, tuple[float, float, float]]:
+        """The master's frame and size the skill's program is written in, read off the perceived one.
+
+        A free master's canonical frame may come out with its sides swapped against the demonstrated
+        one (a pan's footprint, a disc and a handle, has no clear long side), which stretches and turns
+        a program written in bbox fractions: the frame is turned to match the demonstrated sides, and
+        of it and its half turn the one that puts the demonstrated contact (the keypoints that lay over
+        the demonstrated master) over the perceived master's points wins (the side of a pan its disc
+        is on). Parts of fixtures and round masters keep the perceived frame."""
+        T = master.T_world_object
+        size = tuple(float(v) for v in master.size)
+        m = skill.manipulation
+        part = skill.slave is not None and bool(skill.slave.parent)
+        if skill.master.parent or part or m is None or is_round(master.size, T):
+            return T, size  # type: ignore[return-value]
+        T1, size1 = match_demo_frame(T, master.size, skill.master.bbox_size)
+        demo = np.array([p.position for p in m.keypoints], dtype=float).reshape(-1, 3)
+        d_size = np.maximum(np.asarray(skill.master.bbox_size, dtype=float), 1e-6)
+        over = demo[np.all(np.abs(demo[:, :2] / d_size[:2]) <= 0.5, axis=1)] / d_size if len(demo) else demo
+        if len(over) == 0 or len(master.points) == 0:
+            return T1, size1
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(np.asarray(master.points, dtype=float)[:, :2])
+        half = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+        def score(Tv: np.ndarray) -> float:
+            world = (Tv[:3, :3] @ (over * np.asarray(size1)).T).T + Tv[:3, 3]
+            d, _ = tree.query(world[:, :2])
+            return float(np.mean(d <= 0.02))
+
+        s0, s1 = score(T1), score(T1 @ half)
+        if s1 > s0 + 0.2:
+            self._event("tool_result", tool="adapter", duration_s=0.0,
+                        result=f"the {master.name}'s frame turned half a turn: the demonstrated contact lies over it "
+                               f"{s1:.0%} (vs {s0:.0%})")
+            return T1 @ half, size1
+        return T1, size1
 
     def _grasp_floor(self, live: _Live, obj: PerceivedObject) -> float | None:
         """The lowest TCP height for grasping a free object from above: the lowest point seen on it
@@ -497,17 +631,21 @@ class StepAdapter:
                     return f"the step needs the {step.slave} in the gripper, and the adapter has not grasped it"
             T_sg = held.T_object_gripper
             T_ws = ee @ invert_transform(T_sg)
+            # its size as seen when it was grasped: in the hand, the fingers and the arm hide part of it
+            # (a brush held by its handle looks half as tall), and the program's heights scale with it
             slave_obj = live.scene.objects.get(step.slave)
-            slave_size = tuple(slave_obj.size) if slave_obj is not None else skill.slave.bbox_size  # type: ignore[union-attr]
+            slave_size = held.size if held.size is not None else \
+                tuple(slave_obj.size) if slave_obj is not None else skill.slave.bbox_size  # type: ignore[union-attr]
         slave_round = T_ws is not None and step.slave in live.scene.objects \
-            and is_round(live.scene.objects[step.slave or ""].size, T_ws)
-        c = compose_manipulation(skill, master.T_world_object, tuple(master.size), T_ws, T_sg, tuple(slave_size),
+            and is_round(np.asarray(slave_size, dtype=float), T_ws)
+        T_wm0, m_size = self._master_frame(skill, master)
+        c = compose_manipulation(skill, T_wm0, m_size, T_ws, T_sg, tuple(slave_size),
                                  rev, ee, slave_round=slave_round)
         T_wm, Ts, T_ms0, T_sg, poses = c.T_wm, c.Ts, c.T_ms0, c.T_sg, c.poses
         live.T_wm = T_wm
         # the adapted constraint's shape, from its learned start (what the compare looks at)
         live.shape_ms = c.shape_ms
-        live.shape_args = ({"master": tuple(master.size), "slave": tuple(slave_size)}, rev)
+        live.shape_args = ({"master": m_size, "slave": tuple(slave_size)}, rev)
         allowed = [n for n in (step.master, step.slave) if n and n != HAND]
         # the master may be touched by the hand (a door's handle, a plate under the fruit), not by the arm
         checker = self._checker(live, allowed, hand_only=[step.master or skill.master.name])
@@ -532,7 +670,9 @@ class StepAdapter:
             "skill_id": skill.id, "subtask": skill.subtask, "phase": skill.phase, "round": k,
             "demo_master_size": skill.master.bbox_size,
             "scene_master_size": (match_demo_frame(master.T_world_object, master.size, skill.master.bbox_size)[1]
-                                  if skill.phase == Phase.grasping else tuple(float(v) for v in master.size)),
+                                  if skill.phase == Phase.grasping else
+                                  tuple(float(v) for v in (live.shape_args[0]["master"] if live.shape_args
+                                                           else master.size))),
         }
         if live.check is not None:
             q["reachable"] = list(live.check.reachable)
@@ -704,8 +844,10 @@ class StepAdapter:
                                   gripper_width_after=verdict.width, object_held_at_end=False, message=verdict.message)
         obj = live.scene.objects[live.step.master or live.skill.master.name]
         ee = robot.ee_pose().matrix()
+        self.memo.placed.pop(obj.name, None)
         self.memo.held = _Held(name=obj.name, T_object_gripper=invert_transform(obj.T_world_object) @ ee,
-                               T_world_object=obj.T_world_object, grasp_skill=live.skill.id, width=verdict.width)
+                               T_world_object=obj.T_world_object, grasp_skill=live.skill.id, width=verdict.width,
+                               size=tuple(float(v) for v in obj.size))  # type: ignore[arg-type]
         return ExecutionFacts(phase=Phase.grasping, motion_status="done", grasp_closed_on_object=True,
                               gripper_width_after=verdict.width, object_held_at_end=True, message=verdict.message)
 
@@ -779,6 +921,10 @@ class StepAdapter:
             if self._rests(live):
                 robot.open_gripper(0.08)  # the grasp stays remembered: a later step may re-grasp the same way
                 released = True
+                held = self.memo.held
+                part = live.skill.slave is not None and bool(live.skill.slave.parent)
+                if held is not None and held.name == step.slave and held.size is not None and not part:
+                    self.memo.placed[held.name] = (ee_end @ invert_transform(held.T_object_gripper), held.size)
             self._idle(SETTLE_S)
         if not keep:
             rr = self._move([retreat_pose(Pose.from_matrix(ee_end))], APPROACH_SPEED)
@@ -834,6 +980,8 @@ class StepAdapter:
         obj = scene.objects.get(step.slave or "")
         if obj is None:
             return live.start_ms
+        if placed:  # seen with the arm out of the way: the frame later (occluded) views are held to
+            self.memo.frames[obj.name] = self._as_placed(obj)
         if live.skill.slave is not None and live.skill.slave.parent and direction is not None \
                 and live.before_support is not None:
             # a part: its front moves with it even as more of it comes into view
@@ -974,11 +1122,22 @@ def compose_manipulation(skill: Skill, T_wm: np.ndarray, master_size: tuple, T_w
             Rz = yaw_slave_to_demo(relation(T_wm, T_ws), shape[0])
             T_ws, T_sg = T_ws @ Rz, invert_transform(Rz) @ T_sg
     T_ms0 = relation(T_wm, T_ws) if T_ws is not None else None
-    Ts = master_slave_trajectory(skill.manipulation, sizes, T_ms0, revision=rev, scale_about=about)
+    Ts = master_slave_trajectory(skill.manipulation, sizes, T_ms0, revision=rev, scale_about=about,
+                                 relative=part and T_ms0 is not None)
     if T_ws is None:
         Ts = _twist_like(Ts, invert_transform(T_wm) @ ee)
         T_ms0 = Ts[0]
     return Composed(T_wm=T_wm, Ts=Ts, T_ms0=T_ms0, T_sg=T_sg, poses=world_trajectory(T_wm, Ts, T_sg), shape_ms=shape)
+
+
+def _within(points: np.ndarray, obj: PerceivedObject, margin: float = 0.015, share: float = 0.9) -> bool:
+    """Do (at least `share` of) `points` lie inside obj's box (its frame and size, plus `margin`)?"""
+    if len(points) == 0:
+        return False
+    T = invert_transform(obj.T_world_object)
+    local = np.asarray(points, dtype=float) @ T[:3, :3].T + T[:3, 3]
+    inside = np.all(np.abs(local) <= np.asarray(obj.size, dtype=float) / 2 + margin, axis=1)
+    return float(np.mean(inside)) >= share
 
 
 # --- the subgraph ----------------------------------------------------------------------------------

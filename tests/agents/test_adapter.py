@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.adapter import OBSERVE_QS, build_adapter_graph, run_step
+from agents.adapter import OBSERVE_QS, StepAdapter, build_adapter_graph, run_step
 from agents.graph import RunContext, TracedRobot
 from agents.reasoning import make_reasoner
 from agents.state import RunConfig, StepBinding, StepResult
@@ -315,3 +315,97 @@ def test_reasoner_outage_fails_the_step_before_moving(sims) -> None:
     # an image-reading reasoner is shown the adapted grasp against the learned regions, under the run
     assert list((s.run_dir / "adapter").glob("open_drawer.00.grasp.round0.grasp.png"))
     assert not s.events("adapter_error") or all("render" not in e["message"] for e in s.events("adapter_error"))
+
+
+# --- frames the adapter keeps between steps (no simulator: the perceived objects are built directly) ---
+
+
+class _NoCtx:
+    tracer = None
+    world = None
+    robot = None
+    camera = None
+
+
+def _obj(name: str, T: np.ndarray, size: tuple[float, float, float], points: np.ndarray) -> Any:
+    from core.grounding import ObjectDescriptor
+    from tools.perception.scene import PerceivedObject
+
+    d = ObjectDescriptor(name=name, T_world_object=Pose.from_matrix(T), bbox_size=size, color_rgb=(0.0, 0.0, 0.0))
+    return PerceivedObject(descriptor=d, points=points)
+
+
+def _Tz(yaw_deg: float, xyz: tuple[float, float, float]) -> np.ndarray:
+    from scipy.spatial.transform import Rotation as Rot
+
+    T = np.eye(4)
+    T[:3, :3] = Rot.from_euler("z", yaw_deg, degrees=True).as_matrix()
+    T[:3, 3] = xyz
+    return T
+
+
+def test_an_object_the_arm_put_down_keeps_the_frame_it_was_carried_in() -> None:
+    from agents.adapter import PLACED_AGREE_M
+
+    a = StepAdapter(_NoCtx())
+    # where the hand let go of it (frame carried from the grasp) vs a view that fits its box 3 cm and 25 deg off
+    T_drop = _Tz(180.0, (0.5, -0.05, 0.023))
+    local = np.random.default_rng(0).uniform(-0.5, 0.5, (200, 3)) * np.array([0.3, 0.19, 0.04])
+    pts = local @ T_drop[:3, :3].T + T_drop[:3, 3]
+    a.memo.placed["pan"] = (T_drop, (0.33, 0.21, 0.046))
+    seen = _obj("pan", _Tz(155.0, (0.53, -0.04, 0.025)), (0.29, 0.23, 0.05), pts)
+    got = a._as_placed(seen)
+    assert np.allclose(got.T_world_object[:2, :], T_drop[:2, :])  # x, y and yaw from the carried frame
+    assert np.isclose(got.T_world_object[2, 3], 0.025 - 0.025 + 0.023)  # standing where it is seen
+    assert tuple(got.size) == (0.33, 0.21, 0.046) and len(got.points) == len(pts)
+    # seen clearly elsewhere: it moved since; the view wins and the carried frame is forgotten
+    far = _obj("pan", _Tz(180.0, (0.5 + PLACED_AGREE_M + 0.02, -0.05, 0.025)), (0.33, 0.21, 0.046), pts)
+    assert np.allclose(a._as_placed(far).T_world_object, far.T_world_object)
+    assert "pan" not in a.memo.placed
+    assert a._as_placed(seen) is seen  # nothing remembered any more
+    # near where it was let go, but turned: its points stick out of the carried box
+    a.memo.placed["pan"] = (T_drop, (0.33, 0.21, 0.046))
+    turned = (pts - T_drop[:3, 3]) @ _Tz(25.0, (0, 0, 0))[:3, :3].T + T_drop[:3, 3]
+    view = _obj("pan", _Tz(205.0, (0.5, -0.05, 0.025)), (0.33, 0.21, 0.05), turned)
+    assert a._as_placed(view) is view and "pan" not in a.memo.placed
+
+
+def test_an_occluded_view_inside_the_remembered_box_is_the_same_object() -> None:
+    from agents.adapter import _within
+
+    rng = np.random.default_rng(1)
+    pan = _obj("pan", _Tz(10.0, (0.5, 0.0, 0.023)), (0.33, 0.21, 0.046),
+               rng.uniform(-0.5, 0.5, (500, 3)) * np.array([0.33, 0.21, 0.046]))
+    pan = _obj("pan", pan.T_world_object, (0.33, 0.21, 0.046),
+               (pan.T_world_object[:3, :3] @ pan.points.T).T + pan.T_world_object[:3, 3])
+    strip = pan.points[pan.points[:, 1] < -0.05]  # what shows beside a brush held over it
+    assert _within(strip, pan)
+    assert not _within(strip + np.array([0.0, -0.2, 0.0]), pan)  # the same strip 20 cm away: moved
+    assert not _within(np.zeros((0, 3)), pan)
+
+
+def test_a_grasp_that_would_close_on_a_thin_rim_is_mirrored_onto_the_handle_like_the_demo() -> None:
+    from core.skills import GraspConstraint, GraspRegion
+    from tools.execution.candidates import grasp_candidates, mirror_grasp_constraint
+
+    a = StepAdapter(_NoCtx())
+    size = (0.2, 0.2, 0.05)
+    T_wo = _Tz(0.0, (0.5, 0.0, 0.03))
+    learned = GraspConstraint(regions=[GraspRegion(center=(0.25, -0.25, 0.0), extent=(0.05, 0.05, 0.05))],
+                              approach=(0, 0, -1), orientation=(1.0, 0.0, 0.0, 0.0), width=0.02)
+    rng = np.random.default_rng(2)
+    u, z = rng.uniform(-0.03, 0.03, 400), rng.uniform(0.02, 0.04, 400)
+    rim = np.column_stack([0.55 + u, -0.05 + rng.uniform(-0.0025, 0.0025, 400), z])  # 5 mm wall (region)
+    bar = np.column_stack([0.55 + u, 0.05 + rng.uniform(-0.01, 0.01, 400), z])  # 2 cm handle (mirrored region)
+    obj = _obj("pan", T_wo, size, np.vstack([rim, bar]))
+
+    def sample(c: Any) -> list:
+        return grasp_candidates(c, T_wo, size, n=2)
+
+    got = a._on_material(sample(learned), obj, sample, learned)
+    assert got[0].grasp.position[1] > 0.03  # on the handle, not the rim
+    assert np.allclose(got[0].grasp.position, sample(mirror_grasp_constraint(learned, 1, -1))[0].grasp.position)
+    # where the learned region holds a handle-like part, it stays
+    obj2 = _obj("pan", T_wo, size, np.vstack([bar - np.array([0.0, 0.1, 0.0])]))
+    kept = a._on_material(sample(learned), obj2, sample, learned)
+    assert kept[0].grasp.position[1] < -0.03

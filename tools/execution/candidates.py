@@ -230,6 +230,70 @@ def centre_between_fingers(plan: GraspPlan, points: np.ndarray, *, finger_half_w
                                    "retreat": moved(plan.retreat), "T_object_gripper": Pose.from_matrix(T_og)})
 
 
+def mirror_grasp_constraint(constraint: GraspConstraint, sx: float, sy: float) -> GraspConstraint:
+    """The grasp constraint reflected through the object's x (sx = -1) and/or y (sy = -1) mid-plane.
+
+    A canonical frame fitted to a footprint that is not a rectangle (a pan: a disc with a handle) can
+    come out tilted either way, which puts the same part on the mirrored side of the frame; the regions,
+    approach and orientation reflected with it describe the grasp in such a frame."""
+    M = np.diag([float(sx), float(sy), 1.0])
+    regions = [r.model_copy(update={"center": (sx * r.center[0], sy * r.center[1], r.center[2])})
+               for r in constraint.regions]
+    R = Rot.from_quat(constraint.orientation).as_matrix()
+    q = Rot.from_matrix(M @ R @ M).as_quat()  # M R M is a proper rotation (det M^2 = 1)
+    return constraint.model_copy(update={"regions": regions,
+                                         "approach": tuple(float(v) for v in M @ np.asarray(constraint.approach)),
+                                         "orientation": tuple(float(v) for v in q)})
+
+
+def material_between_fingers(plan: GraspPlan, points: np.ndarray, *, finger_half_width: float = 0.012,
+                             finger_length: float = 0.05, max_opening: float = 0.08) -> tuple[int, float | None]:
+    """(number of perceived points, their extent along the closing axis) in the slab the fingers close
+    on: within the finger width along the gripper's x, from 1 cm below the TCP to the fingers' length
+    above it, inside the open hand. Few points: the fingers would close on nothing."""
+    if len(points) == 0:
+        return 0, None
+    T = plan.grasp.matrix()
+    x, y, z, o = T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3]
+    rel = np.asarray(points, dtype=float) - o
+    ax, ay, az = rel @ x, rel @ y, rel @ z
+    slab = (np.abs(ax) <= finger_half_width) & (az <= 0.01) & (az >= -finger_length) & (np.abs(ay) <= max_opening)
+    n = int(slab.sum())
+    return n, (float(ay[slab].max() - ay[slab].min()) if n else None)
+
+
+def close_across_section(plan: GraspPlan, points: np.ndarray, *, radius: float = 0.03, below: float = 0.01,
+                         above: float = 0.05, min_points: int = 20, elongation: float = 2.0,
+                         vertical: float = 0.8) -> GraspPlan:
+    """For a grasp from above, turn the closing axis across the part the fingers close on: the
+    perceived points within `radius` of the grasp (across the approach) and from `below` under to
+    `above` over the TCP; when they are elongated (a handle, a bar: principal spreads differ by
+    `elongation`), the closing axis goes along their narrow direction, the twist nearest the planned
+    one. A canonical frame fitted to the whole object (a pan's disc and handle) may sit tilted to
+    the handle, and fingers closing across a bar at a slant take it by its corners."""
+    T = plan.grasp.matrix()
+    x, y, z, o = T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3]
+    if abs(float(z[2])) < vertical or len(points) == 0:
+        return plan
+    rel = np.asarray(points, dtype=float) - o
+    ax, ay, az = rel @ x, rel @ y, rel @ z
+    near = (ax ** 2 + ay ** 2 <= radius ** 2) & (az <= below) & (az >= -above)
+    if int(near.sum()) < min_points:
+        return plan
+    xy = np.column_stack([ax[near], ay[near]])
+    xy = xy - xy.mean(axis=0)
+    w, V = np.linalg.eigh(xy.T @ xy / len(xy))
+    if w[0] <= 1e-12 or w[1] / w[0] < elongation ** 2:
+        return plan
+    narrow = V[:, 0]  # in the gripper's (x, y) plane
+    if narrow[1] < 0:
+        narrow = -narrow  # the twist nearest the planned closing axis
+    angle = float(np.arctan2(-narrow[0], narrow[1]))  # rotation about z taking y onto `narrow`
+    if abs(angle) < np.deg2rad(2.0):
+        return plan
+    return twist_grasp(plan, angle)
+
+
 def twist_grasp(plan: GraspPlan, angle: float) -> GraspPlan:
     """The same grasp turned by `angle` (rad) about the gripper's approach axis (for an object that is
     the same all round, a cup: the twist is free and decides what the wrist can do afterwards)."""
@@ -268,6 +332,7 @@ def master_slave_trajectory(
     n: int = N_TRAJECTORY,
     times: Sequence[float] | None = None,
     scale_about: str = "start",
+    relative: bool = False,
 ) -> np.ndarray:
     """T_master_slave(t) (k, 4, 4), started from the measured pose when given, with the revision
     applied; at `times` when given (t in [0, 1]; the program's own clock: what the demo's keypoints
@@ -276,19 +341,33 @@ def master_slave_trajectory(
     A trajectory scale stretches the motion about its start (`scale_about="start"`: where the held
     or attached slave is, a drawer pulled further) or about its contact (`"contact"`: the point
     nearest the master, for a hand that starts in free space and presses or pushes: the approach
-    shortens or lengthens, the press stays on the button)."""
+    shortens or lengthens, the press stays on the button).
+
+    `relative`: the demonstrated motion is replayed as a displacement of the measured start,
+    T(t) = T_demo(t) · inv(T_demo(0)) · T_now, instead of running from T_now to the demonstrated
+    (absolute) waypoints. Right for a part of a fixture (a lever turned on and back off): where it
+    ends is where the mechanism takes it from where it is, and a perceived frame that sits a few
+    degrees off the demonstrated one must not turn into a net turn of the lever."""
     rev = as_revision(revision)
     prog = _scaled_angles(constraint.program, rev.angle_scale)
-    if T_master_slave_now is not None:
+    if T_master_slave_now is not None and not relative:
         p = Pose.from_matrix(T_master_slave_now)
         prog = prog.model_copy(update={"start": StartPose(position=p.position, quaternion=p.quaternion)})
-    Ts = matrices_at(prog, sizes, sample_times(prog, sizes, n) if times is None else np.asarray(times, dtype=float))
+    shift = None
+    if T_master_slave_now is not None and relative:
+        shift = invert_transform(matrices_at(prog, sizes, [0.0])[0]) @ np.asarray(T_master_slave_now, dtype=float)
+
+    def at(ts: Sequence[float] | np.ndarray) -> np.ndarray:
+        M = matrices_at(prog, sizes, ts)
+        return M if shift is None else np.einsum("kij,jl->kil", M, shift)
+
+    Ts = at(sample_times(prog, sizes, n) if times is None else np.asarray(times, dtype=float))
     if abs(rev.trajectory_scale - 1.0) > 1e-9:
         if scale_about == "contact":
-            dense = matrices_at(prog, sizes, np.linspace(0.0, 1.0, 200))[:, :3, 3]
+            dense = at(np.linspace(0.0, 1.0, 200))[:, :3, 3]
             p0 = dense[int(np.argmin(np.linalg.norm(dense, axis=1)))].copy()
         elif scale_about == "start":
-            p0 = matrices_at(prog, sizes, [0.0])[0, :3, 3].copy()
+            p0 = at([0.0])[0, :3, 3].copy()
         else:
             raise ValueError(f"scale_about must be 'start' or 'contact', not {scale_about!r}")
         Ts[:, :3, 3] = p0 + rev.trajectory_scale * (Ts[:, :3, 3] - p0)
@@ -402,12 +481,32 @@ def keypoint_times(constraint: ManipulationConstraint, demo_sizes: dict[str, Seq
     in the demo is no time in a program)."""
     td = np.linspace(0.0, 1.0, dense)
     P = matrices_at(constraint.program, demo_sizes, td)[:, :3, 3]
-    out, lo = [], 0
-    for kp in np.asarray(keypoints, dtype=float):
-        j = lo + int(np.argmin(np.linalg.norm(P[lo:] - kp, axis=1)))
-        out.append(td[j])
-        lo = j
-    return np.asarray(out)
+    K = np.asarray(keypoints, dtype=float).reshape(-1, 3)
+    if len(K) == 0:
+        return np.zeros(0)
+    # the in-order match of least total distance (dynamic programming over non-decreasing times): a
+    # greedy nearest match jumps to a later pass over the same place (a scrub's next stroke) and
+    # leaves the rest of the keypoints piled up at the end
+    C = np.linalg.norm(K[:, None, :] - P[None, :, :], axis=2)  # (k, dense)
+    D = C[0].copy()
+    back = np.zeros((len(K), dense), dtype=int)
+    for i in range(1, len(K)):
+        arg = np.zeros(dense, dtype=int)
+        best = np.minimum.accumulate(D)
+        # index of the running minimum (the best earlier time for each j)
+        run = 0
+        for j in range(dense):
+            if D[j] <= D[run]:
+                run = j
+            arg[j] = run
+        back[i] = arg
+        D = C[i] + best
+    j = int(np.argmin(D))
+    idx = [j]
+    for i in range(len(K) - 1, 0, -1):
+        j = int(back[i][j])
+        idx.append(j)
+    return td[np.asarray(idx[::-1])]
 
 
 def keypoints_of(Ts: np.ndarray, k: int = 10) -> np.ndarray:

@@ -14,10 +14,13 @@ from tools.execution.candidates import (
     Revision,
     align_to_edges,
     centre_between_fingers,
+    close_across_section,
     grasp_candidates,
     is_round,
     master_slave_trajectory,
     match_demo_frame,
+    material_between_fingers,
+    mirror_grasp_constraint,
     sample_times,
     twist_grasp,
     world_trajectory,
@@ -211,3 +214,100 @@ def test_a_free_hands_approach_is_stretched_about_the_press_not_its_start() -> N
     assert np.isclose(about_start[:, 2, 3].min(), 0.1475, atol=1e-3)  # the press stops 15 cm above the button
     assert about_contact[:, 2, 3].min() <= 0.0  # the press still reaches the button's middle
     assert np.isclose(about_contact[0, 2, 3], 0.15, atol=3e-3)  # the approach is halved (about the contact)
+
+
+def _pan_points(handle_yaw_deg: float, centre=(0.5, 0.0), n: int = 3000) -> np.ndarray:
+    """Top surface of a 'pan': a 10 cm disc at z 0.006 and a 2 cm x 13 cm bar handle at z 0.04 leaving it
+    along `handle_yaw_deg`."""
+    rng = np.random.default_rng(0)
+    r, a = 0.1 * np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
+    disc = np.column_stack([centre[0] + r * np.cos(a), centre[1] + r * np.sin(a), np.full(n, 0.006)])
+    u, v = rng.uniform(0.105, 0.235, n // 2), rng.uniform(-0.01, 0.01, n // 2)
+    c, s_ = np.cos(np.deg2rad(handle_yaw_deg)), np.sin(np.deg2rad(handle_yaw_deg))
+    handle = np.column_stack([centre[0] + u * c - v * s_, centre[1] + u * s_ + v * c, np.full(n // 2, 0.04)])
+    return np.vstack([disc, handle])
+
+
+def test_a_grasp_region_mirrored_in_a_tilted_frame_is_found_where_the_material_is() -> None:
+    # the frame fitted to the pan came out tilted the other way than in the demo: the handle, learned at
+    # the frame's (+x, -y), lies at its (+x, +y) now
+    size = (0.33, 0.21, 0.05)
+    learned = GraspConstraint(regions=[GraspRegion(center=(0.3, -0.34, 0.25), extent=(0.1, 0.1, 0.1))],
+                              approach=(0, 0, -1), orientation=TOP.orientation, width=0.02)
+    T_wo = _T(0.0, (0.5, 0.0, 0.03))
+    pts = _pan_points(np.rad2deg(np.arctan2(0.34 * 0.21, 0.3 * 0.33)))  # handle through the mirrored centre
+    g = grasp_candidates(learned, T_wo, size, n=1)[0]
+    assert material_between_fingers(g, pts)[0] == 0  # the learned region is empty space here
+    m = grasp_candidates(mirror_grasp_constraint(learned, 1, -1), T_wo, size, n=1)[0]
+    n, extent = material_between_fingers(m, pts)
+    assert n >= 20 and extent is not None and extent < 0.08
+    assert np.isclose(m.grasp.position[1], -g.grasp.position[1])
+    assert np.isclose(m.grasp.position[0], g.grasp.position[0])
+    assert np.allclose(m.grasp.matrix()[:3, 2], (0, 0, -1), atol=1e-9)  # still from above, a proper rotation
+    assert np.isclose(np.linalg.det(m.grasp.matrix()[:3, :3]), 1.0)
+    # mirroring twice is the identity
+    back = mirror_grasp_constraint(mirror_grasp_constraint(learned, -1, -1), -1, -1)
+    assert np.allclose(back.regions[0].center, learned.regions[0].center)
+
+
+def test_the_fingers_close_across_a_handle_not_at_a_slant() -> None:
+    pts = _pan_points(30.0)
+    on = np.array([0.5 + 0.17 * np.cos(np.deg2rad(30)), 0.17 * np.sin(np.deg2rad(30)), 0.04])
+    g = grasp_candidates(TOP, _T(0.0, (0.5, 0.0, 0.03)), SIZE, n=1)[0]
+    M = g.grasp.matrix()
+    M[:3, 3] = on
+    g = g.model_copy(update={"grasp": Pose.from_matrix(M)})
+    handle_dir = np.array([np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30)), 0.0])
+    assert abs(g.grasp.matrix()[:3, 1] @ handle_dir) > 0.3  # planned at a slant to the handle
+    c = close_across_section(g, pts)
+    y = c.grasp.matrix()[:3, 1]
+    assert abs(y @ handle_dir) < 0.1  # closing axis across the handle
+    assert float(y @ g.grasp.matrix()[:3, 1]) > 0  # the twist nearest the planned one
+    assert np.allclose(c.grasp.matrix()[:3, 3], on) and np.allclose(c.grasp.matrix()[:3, 2], (0, 0, -1), atol=1e-9)
+    # a round blob (nothing elongated) or too few points: unchanged
+    rng = np.random.default_rng(1)
+    blob = np.column_stack([on[0] + rng.normal(0, 0.01, 500), on[1] + rng.normal(0, 0.01, 500), np.full(500, 0.04)])
+    assert close_across_section(g, blob) == g and close_across_section(g, pts[:3]) == g
+
+
+def test_a_part_replays_the_demonstrated_motion_from_where_it_is() -> None:
+    # a lever turned on and back off about the master's z through (0, 0.1, 0) (absolute waypoints)
+    sizes = {"master": (0.15, 0.08, 0.16), "slave": (0.14, 0.04, 0.03)}
+    piv = np.array([0.0, 0.1, 0.0])
+    angles = [0.0, 35.0, 70.0, 35.0, 3.0]
+    pts, qs = [], []
+    for a in angles:
+        R = Rot.from_euler("z", a, degrees=True)
+        pts.append(tuple(piv + R.apply([0.0, -0.08, 0.0])))
+        qs.append(tuple(R.as_quat()))
+    prog = TrajectoryProgram(family="waypoints", start=StartPose(position=pts[0], quaternion=qs[0]),
+                             steps=[Waypoints(points=pts[1:], quaternions=qs[1:])])
+    mc = ManipulationConstraint(program=prog)
+    # the lever perceived 30 deg off its demonstrated start orientation (it is off: at rest)
+    now = np.eye(4)
+    now[:3, :3] = Rot.from_euler("z", 30.0, degrees=True).as_matrix()
+    now[:3, 3] = pts[0]
+    absolute = master_slave_trajectory(mc, sizes, now, n=24)
+    rel = master_slave_trajectory(mc, sizes, now, n=24, relative=True)
+    turn = lambda T: np.rad2deg(Rot.from_matrix(T[:3, :3] @ now[:3, :3].T).magnitude())  # noqa: E731
+    assert turn(absolute[-1]) > 20.0  # to the demonstrated end: a net turn of the lever
+    assert turn(rel[-1]) < 4.0  # the demonstrated displacement: back where it started (3 deg)
+    assert np.allclose(rel[0], now, atol=1e-9)
+    assert max(turn(T) for T in rel) > 60.0  # and on through the full turn on the way
+
+
+def test_keypoint_times_follow_a_scrub_that_passes_its_start_again() -> None:
+    from tools.execution.candidates import keypoint_times
+
+    # out and back twice over (nearly) the same 10 cm line, the demo's keypoints nearer the second pass
+    # all along: a nearest match jumps to the later pass and piles the rest up at the end
+    pts = [(0.1, 0.0, 0.0), (0.0, 0.004, 0.0), (0.1, 0.004, 0.0), (0.0, 0.004, 0.0)]
+    prog = TrajectoryProgram(family="waypoints", start=StartPose(position=(0.0, 0.0, 0.0)),
+                             steps=[Waypoints(points=pts)])
+    mc = ManipulationConstraint(program=prog)
+    sizes = {"master": (0.3, 0.2, 0.05), "slave": (0.05, 0.05, 0.1)}
+    demo = master_slave_trajectory(mc, sizes, None, times=np.linspace(0.0, 1.0, 17))[:, :3, 3]
+    demo[:, 1] += 0.003
+    tk = keypoint_times(mc, sizes, demo)
+    assert np.all(np.diff(tk) >= 0)
+    assert np.allclose(tk, np.linspace(0.0, 1.0, 17), atol=0.02)  # every pass matched in its turn
