@@ -3,8 +3,7 @@
 Canonical frame (DESIGN §4), computed from the object's first-frame cloud:
 - z is world up (gravity);
 - in the horizontal plane the footprint's minimum-area rectangle gives two edge directions; x is
-  the long edge (so the extents come ordered, size x >= size y, whatever the object's yaw), its sign
-  the one pointing towards the robot base (the world origin), y = z x x.
+  the one of (+-edge1, +-edge2) that points most towards the robot base (the world origin), y = z x x.
   When the footprint is nearly square or round (aspect < `ROUND_ASPECT`) the edges carry no
   information, so x points exactly from the object's centre towards the base;
 - the origin is the centre of the bounding box of the cloud in that frame; `size` its extent.
@@ -57,8 +56,8 @@ def canonical_frame(points: np.ndarray, base_xy: tuple[float, float] = (0.0, 0.0
     if aspect < ROUND_ASPECT:
         x2 = to_base
     else:
-        long_edge = edges[int(np.argmax(ext))]
-        x2 = long_edge if float(long_edge @ to_base) >= 0.0 else -long_edge
+        cands = np.concatenate([edges, -edges])
+        x2 = cands[int(np.argmax(cands @ to_base))]
     x = np.array([x2[0], x2[1], 0.0])
     y = np.cross(UP, x)
     R = np.column_stack([x, y, UP])

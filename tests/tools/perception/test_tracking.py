@@ -39,14 +39,16 @@ def test_canonical_frame_is_the_same_for_a_rotated_elongated_object(yaw: float) 
     T, ext = canonical_frame(pts)
     assert np.allclose(T[:3, 2], [0, 0, 1])
     assert np.allclose(np.linalg.det(T[:3, :3]), 1.0)
-    # x is the box's long axis, signed towards the robot base, whatever the yaw
+    # x is the box axis (long or short) that points most towards the robot base
     to_base = -np.array([0.6, 0.2]) / np.linalg.norm([0.6, 0.2])
     R_box = Rotation.from_euler("z", yaw, degrees=True).as_matrix()
-    expect = R_box[:2, 0] if float(R_box[:2, 0] @ to_base) >= 0 else -R_box[:2, 0]
+    cands = [s * R_box[:2, k] for k in (0, 1) for s in (1, -1)]
+    expect = max(cands, key=lambda c: float(c @ to_base))
     assert np.allclose(T[:2, 0], expect, atol=1e-3)
-    # so the extents come ordered: long side along x, short along y, z is the height
-    assert ext[0] == pytest.approx(size[0], abs=0.005)
-    assert ext[1] == pytest.approx(size[1], abs=0.005)
+    # extent along x/y is the box's size along those axes, z is the height
+    axis = 0 if abs(R_box[:2, 0] @ expect) > 0.5 else 1
+    assert ext[0] == pytest.approx(size[axis], abs=0.005)
+    assert ext[1] == pytest.approx(size[1 - axis], abs=0.005)
     assert ext[2] == pytest.approx(size[2], abs=0.005)
     assert np.allclose(T[:3, 3], [0.6, 0.2, size[2] / 2], atol=0.003)
 
