@@ -97,6 +97,7 @@ FIXED_DEG = 10.0
 # 3: push spans refined to the touch (parsing.push_span), round objects tracked translation-first.
 # 4: a closed hand holds its object while within HOLD_NEAR_M (grasps found when the hand closes before
 #    the 2 cm contact; holds not lost when the hand hovers 2-4 cm from the model); canonical x = long side.
+# 5: canonical x back to the edge pointing at the robot base (4 without the long-side rule).
 GROUNDER_VERSION = "5"
 
 
