@@ -19,9 +19,10 @@ def test_rotvec_matrix_matches_scipy() -> None:
     assert np.allclose(_rotvec_matrix(np.zeros(3)), np.eye(3))
 
 
-def test_planner_records_long_horizon_tasks_at_a_lower_frame_rate() -> None:
+def test_planner_never_records_below_the_frame_rate_grounding_is_measured_at() -> None:
+    assert DEMO_FPS_MIN >= 15.0
     assert demo_fps("open_drawer") == DEMO_FPS_MAX
-    assert DEMO_FPS_MIN <= demo_fps("wash_pan") < DEMO_FPS_MAX
+    assert DEMO_FPS_MIN <= demo_fps("wash_pan") <= DEMO_FPS_MAX
 
 
 def test_wash_pan_demo_is_brisk() -> None:
