@@ -98,7 +98,8 @@ FIXED_DEG = 10.0
 # 4: a closed hand holds its object while within HOLD_NEAR_M (grasps found when the hand closes before
 #    the 2 cm contact; holds not lost when the hand hovers 2-4 cm from the model); canonical x = long side.
 # 5: canonical x back to the edge pointing at the robot base (4 without the long-side rule).
-GROUNDER_VERSION = "5"
+# 6: a push's hand trajectory in the pushed object's frame at the start of the push.
+GROUNDER_VERSION = "6"
 
 
 @runtime_checkable
@@ -661,7 +662,10 @@ def _interaction(
     if slave is None or (slave != HAND and slave not in poses) or master not in poses:
         return None
     frames = list(range(r.start_frame, r.end_frame + 1))
-    traj = [Pose.from_matrix(invert_transform(poses[master][i]) @ pose(slave, i)) for i in frames]
+    # A push moves its master: the hand's motion is what matters, in the object's frame before it moved
+    # (where the robot will find it). In the moving frame a press would barely go below the button's top.
+    T_master = [poses[master][frames[0] if slave == HAND else i] for i in frames]
+    traj = [Pose.from_matrix(invert_transform(T) @ pose(slave, i)) for T, i in zip(T_master, frames, strict=True)]
     rel = np.stack([invert_transform(pose(slave, i)) @ gripper.poses[i] for i in frames if gripper.visible[i]]
                    or [invert_transform(pose(slave, frames[0])) @ gripper.poses[frames[0]]])
     return ManipulationInteraction(

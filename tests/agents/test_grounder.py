@@ -309,3 +309,25 @@ def test_a_closed_hand_keeps_holding_its_object_while_its_points_hover_a_few_cm_
     other.step("pan", 0.01, 0.08, 0.08, True, True)
     assert other.step("pan", 0.01, 0.02, 0.02, True, True)[2]
     assert other.step("pan", 0.06, 0.02, 0.02, True, True) == (False, False, False)
+
+
+def test_a_press_is_learned_in_the_button_frame_from_before_it_moved() -> None:
+    """The button sinks with the finger; in its moving frame the press would stop at its top."""
+    from agents.grounder import _interaction
+    from core.grounding import HAND, Phase, Segment
+    from tools.perception.hands import GripperTrack
+    from tools.perception.parsing import RawSegment
+
+    n = 5
+    button = np.stack([np.eye(4) for _ in range(n)])
+    button[:, 2, 3] = [0.0, 0.0, -0.004, -0.008, -0.012]  # pressed in by 12 mm from frame 2 on
+    grip = np.stack([np.eye(4) for _ in range(n)])
+    grip[:, 2, 3] = [0.05, 0.01, -0.004, -0.008, -0.012]  # the fingertip comes down and pushes it
+    track = GripperTrack(poses=grip, width=np.zeros(n), grasp_point=grip[:, :3, 3], closing_axis=np.zeros((n, 3)),
+                         approach_axis=np.zeros((n, 3)), visible=np.ones(n, bool), hand_points=np.zeros((n, 1, 3)))
+    seg = Segment(index=0, start_frame=0, end_frame=n - 1, start_time=0.0, end_time=0.4,
+                  phase=Phase.manipulation, master="button", slave=HAND, text="press the button")
+    raw = RawSegment(start_frame=0, end_frame=n - 1, kind="push", target="button", hand_path_m=0.06, keyframes=[0])
+    inter = _interaction(seg, raw, [], {"button": button}, track, np.linspace(0.0, 0.4, n))
+    z = [p.position[2] for p in inter.trajectory]
+    assert z[0] == pytest.approx(0.05) and z[-1] == pytest.approx(-0.012), "the press goes 12 mm into the button"
