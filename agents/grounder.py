@@ -63,6 +63,7 @@ from core.grounding import (
 )
 from core.settings import PerceptionSettings, load_settings
 from tools.perception import labelling, renders
+from tools.perception.first_views import completed_clouds, view_frames
 from tools.perception.hands import GripperTrack, HandTracker, gripper_from_hand, make_hand_tracker
 from tools.perception.parsing import (
     CLOSE_M,
@@ -99,7 +100,7 @@ FIXED_DEG = 10.0
 #    the 2 cm contact; holds not lost when the hand hovers 2-4 cm from the model); canonical x = long side.
 # 5: canonical x back to the edge pointing at the robot base (4 without the long-side rule).
 # 6: a push's hand trajectory in the pushed object's frame at the start of the push.
-GROUNDER_VERSION = "6"
+GROUNDER_VERSION = "7"
 
 
 @runtime_checkable
@@ -181,6 +182,11 @@ def ground(
     segmenter.reset()
 
     t0 = time.perf_counter()
+    views = _first_views(source, segmenter, prompts, voxel)
+    segmenter.reset()
+    timings["first_views"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     first = _Frame0()
     trackers: dict[str, ObjectTracker] = {}
     poses = {o: np.tile(np.eye(4), (n, 1, 1)) for o in prompts}
@@ -193,12 +199,7 @@ def ground(
     cam_pos = source.T_world_camera[:3, 3]
     for i, frame in source.frames(workers=workers):
         masks = segmenter.segment(frame, [*prompts, HAND, TABLE])
-        clouds: dict[str, np.ndarray] = {}
-        for name in prompts:
-            if name in masks:
-                pts = voxel_downsample(cloud_from_mask(frame, masks[name], stride=2), voxel)
-                if len(pts):
-                    clouds[name] = pts
+        clouds = _object_clouds(frame, masks, prompts, voxel)
         hand_pts = None
         if HAND in masks:
             hand_pts = voxel_downsample(cloud_from_mask(frame, masks[HAND], stride=2), HAND_VOXEL_M)
@@ -207,7 +208,10 @@ def ground(
             hand_pts = kp if hand_pts is None or not len(hand_pts) else np.vstack([hand_pts, kp])
         if i == 0:
             first_frame = frame
-            _init_first_frame(first, frame, masks, clouds, prompts, cam_pos, str(source.dir))
+            # the frame-0 clouds completed by the next seconds' views of untouched objects (a hand in
+            # front of an object in frame 0 would otherwise shrink its bbox: tools/perception/first_views)
+            whole = completed_clouds(clouds, views, gripper.hand_points, voxel)
+            _init_first_frame(first, frame, masks, whole, prompts, cam_pos, str(source.dir))
             for o, d in first.descriptors.items():
                 trackers[o] = ObjectTracker(o, first.clouds[o], d.T_world_object.matrix(), voxel=voxel,
                                             viewpoint=cam_pos)
@@ -509,6 +513,25 @@ def _unchanged(pts: np.ndarray, prev: np.ndarray | None, voxel: float) -> bool:
     d, _ = cKDTree(prev).query(pts, k=1, distance_upper_bound=0.05)
     d = np.where(np.isfinite(d), d, 0.05)
     return float(np.median(d)) < 0.3 * voxel and float(np.mean(d < 2 * voxel)) > 0.6
+
+
+def _object_clouds(frame, masks: dict[str, np.ndarray], prompts: list[str], voxel: float) -> dict[str, np.ndarray]:  # noqa: ANN001
+    clouds: dict[str, np.ndarray] = {}
+    for name in prompts:
+        if name in masks:
+            pts = voxel_downsample(cloud_from_mask(frame, masks[name], stride=2), voxel)
+            if len(pts):
+                clouds[name] = pts
+    return clouds
+
+
+def _first_views(source, segmenter: Segmenter, prompts: list[str], voxel: float) -> list[tuple[int, dict]]:  # noqa: ANN001
+    """Object clouds of the frames sampled for completing frame 0's (first_views.view_frames)."""
+    out = []
+    for i in view_frames(source.times):
+        frame = source.frame(i)
+        out.append((i, _object_clouds(frame, segmenter.segment(frame, [*prompts, HAND, TABLE]), prompts, voxel)))
+    return out
 
 
 def _init_first_frame(first: _Frame0, frame, masks, clouds, prompts, cam_pos, where: str) -> None:  # noqa: ANN001
