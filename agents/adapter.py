@@ -87,7 +87,13 @@ from tools.execution.feasibility import (
     check_path,
     rank,
 )
-from tools.execution.verify import judge_motion, placement_tolerance, relation, verify_grasp
+from tools.execution.verify import (
+    judge_motion,
+    placed_height_tolerance,
+    placement_tolerance,
+    relation,
+    verify_grasp,
+)
 from tools.perception.scene import PerceivedObject, PerceivedScene, perceive
 
 N_CANDIDATES = 4  # grasp candidates per round (paper: 5x5 grid, 4 per round)
@@ -935,7 +941,8 @@ class StepAdapter:
             T_ms_end = self._measure_after(live, direction, placed=released and not part)
         placed = released and not part
         j = judge_motion(live.planned_ms, live.start_ms, T_ms_end, placement=placed,
-                         end_tolerance_m=placement_tolerance(master.size) if placed else 0.03)
+                         end_tolerance_m=placement_tolerance(master.size) if placed else 0.03,
+                         height_tolerance_m=placed_height_tolerance(slave.size if slave is not None else None))
         facts.update(expected_motion_m=j.expected_motion_m, achieved_motion_m=j.achieved_motion_m,
                      expected_rotation_deg=j.expected_rotation_deg, achieved_rotation_deg=j.achieved_rotation_deg,
                      subgoal_met=j.enough, message=(facts["message"] + "; " + j.message).strip("; "))

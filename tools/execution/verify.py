@@ -63,6 +63,16 @@ def placement_tolerance(master_size: Sequence[float], share: float = 0.25, floor
     return float(max(floor_m, share * float(np.min(s[:2]))))
 
 
+def placed_height_tolerance(slave_size: Sequence[float] | None, share: float = 0.5, floor_m: float = 0.02) -> float:
+    """How far below or above its planned rest an object let go may lie and still count as placed: half
+    its own height (a block 3 cm below the top of the block it was stacked on has slid off beside it,
+    one 2 cm low has settled; a brush lying on its side is lower by half its length), never under 2 cm
+    (perception's error on a resting object's centre), never over `PLACED_HEIGHT_TOL_M`."""
+    if slave_size is None:
+        return PLACED_HEIGHT_TOL_M
+    return float(np.clip(share * float(np.asarray(slave_size, dtype=float)[2]), floor_m, PLACED_HEIGHT_TOL_M))
+
+
 class MotionJudgement(BaseModel):
     expected_motion_m: float
     achieved_motion_m: float
@@ -80,6 +90,7 @@ def judge_motion(
     *,
     end_tolerance_m: float = 0.03,
     placement: bool = False,
+    height_tolerance_m: float = PLACED_HEIGHT_TOL_M,
 ) -> MotionJudgement:
     """Compare the slave's achieved pose (master frame) with the planned T_master_slave(t).
 
@@ -87,7 +98,7 @@ def judge_motion(
     about the planned axis reach ENOUGH_MOTION of the plan (articulations: a drawer out, a door
     swung), or when the end pose lies within `end_tolerance_m` of the planned end. For a `placement`
     (an object let go) only the end position counts: across the master's plane, its height within
-    PLACED_HEIGHT_TOL_M.
+    `height_tolerance_m` (see `placed_height_tolerance`).
     """
     P = np.asarray(planned, dtype=float)
     s, a, e = np.asarray(start, dtype=float), np.asarray(achieved, dtype=float), P[-1]
@@ -111,7 +122,7 @@ def judge_motion(
     moved_ok = exp_m < 0.02 or ach_m >= ENOUGH_MOTION * exp_m
     turned_ok = exp_deg < 10.0 or ach_deg >= ENOUGH_MOTION * exp_deg
     end_rot_deg = float(np.rad2deg(Rot.from_matrix(a[:3, :3] @ e[:3, :3].T).magnitude()))
-    at_end = end_err <= end_tolerance_m and (abs(rise) <= max(PLACED_HEIGHT_TOL_M, end_tolerance_m) if placement
+    at_end = end_err <= end_tolerance_m and (abs(rise) <= height_tolerance_m if placement
                                               else end_rot_deg <= END_ROTATION_TOL_DEG)
     enough = at_end if placement else ((moved_ok and turned_ok) or at_end)
     msg = (f"moved {ach_m * 100:.1f}/{exp_m * 100:.1f} cm, turned {ach_deg:.0f}/{exp_deg:.0f} deg, "

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation as Rot
 
-from tools.execution.verify import judge_motion, placement_tolerance, relation, verify_grasp
+from tools.execution.verify import (
+    judge_motion,
+    placed_height_tolerance,
+    placement_tolerance,
+    relation,
+    verify_grasp,
+)
 
 
 def test_grasp_on_air_on_object_and_slipped() -> None:
@@ -53,3 +59,17 @@ def test_door_must_turn_and_placement_counts_only_the_end() -> None:
     on_top = judge_motion(place, place[0], _T((0.005, 0.0, 0.05)), placement=True, end_tolerance_m=0.02)
     fell = judge_motion(place, place[0], _T((0.04, 0.0, 0.0)), placement=True, end_tolerance_m=0.02)
     assert on_top.enough and not fell.enough
+
+
+def test_a_block_that_slid_off_its_support_is_not_placed_one_that_settled_is() -> None:
+    block = (0.045, 0.045, 0.045)
+    tol = placed_height_tolerance(block)
+    assert np.isclose(tol, 0.0225)
+    place = np.stack([_T((0.3 * (1 - t), 0.0, 0.05 * t)) for t in np.linspace(0, 1, 10)])
+    settled = judge_motion(place, place[0], _T((0.003, 0.0, 0.032)), placement=True, end_tolerance_m=0.025,
+                           height_tolerance_m=tol)
+    slid_off = judge_motion(place, place[0], _T((0.01, 0.0, 0.02)), placement=True, end_tolerance_m=0.025,
+                            height_tolerance_m=tol)
+    assert settled.enough and not slid_off.enough and "-3.0 cm in height" in slid_off.message
+    assert placed_height_tolerance((0.01, 0.01, 0.01)) == 0.02  # never under perception's own error
+    assert placed_height_tolerance((0.3, 0.2, 0.3)) == placed_height_tolerance(None)  # nor over the cap
