@@ -61,6 +61,7 @@ from core.errors import VLMimicError
 from core.geometry import Pose, invert_transform
 from core.grounding import HAND, Phase
 from core.skills import Outcome, Skill
+from tools.constraints.sweep import is_oscillating_program
 from tools.execution.candidates import (
     GraspPlan,
     centre_between_fingers,
@@ -692,6 +693,7 @@ class StepAdapter:
             if demo:
                 q["demo_keypoints"] = demo
                 q["adapted_keypoints"] = [tuple(float(v) for v in p) for p in self._adapted_keypoints(live, demo)]
+                q["sweep"] = is_oscillating_program(skill.manipulation.program)
         q["image_paths"] = self._renders(live, k)
         return CompareQuestion(**q)
 
@@ -942,7 +944,9 @@ class StepAdapter:
         placed = released and not part
         j = judge_motion(live.planned_ms, live.start_ms, T_ms_end, placement=placed,
                          end_tolerance_m=placement_tolerance(master.size) if placed else 0.03,
-                         height_tolerance_m=placed_height_tolerance(slave.size if slave is not None else None))
+                         height_tolerance_m=placed_height_tolerance(slave.size if slave is not None else None),
+                         sweep=not placed and is_oscillating_program(live.skill.manipulation.program)
+                         if live.skill.manipulation else False)
         facts.update(expected_motion_m=j.expected_motion_m, achieved_motion_m=j.achieved_motion_m,
                      expected_rotation_deg=j.expected_rotation_deg, achieved_rotation_deg=j.achieved_rotation_deg,
                      subgoal_met=j.enough, message=(facts["message"] + "; " + j.message).strip("; "))

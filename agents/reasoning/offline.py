@@ -37,6 +37,7 @@ from core.grounding import Phase
 from core.skills import GraspConstraint, PlanStep
 from tools.constraints.fit import FAMILIES, FREE_PLACE_SPREAD_M, end_spread, fit_best
 from tools.constraints.grasp import describe_region, regions_from_labels
+from tools.constraints.sweep import polyline_distance
 
 SOURCE = "offline reasoner (geometric rules, no model)"
 DBSCAN_EPS_M = 0.04  # grasps closer than this (metres, object frame) belong together
@@ -187,8 +188,13 @@ class OfflineReasoner(BaseReasoner):
             d = np.asarray(q.demo_keypoints) / np.maximum(np.asarray(q.demo_master_size), MIN_EXTENT_M)
             a = np.asarray(q.adapted_keypoints) / np.maximum(np.asarray(q.scene_master_size), MIN_EXTENT_M)
             if d.shape == a.shape:
-                # compare shapes after removing the start (the layout relative to the master's box)
-                err = float(np.median(np.linalg.norm((d - d[0]) - (a - a[0]), axis=1)))
+                if q.sweep:
+                    # a scrub: the region swept and its place on the master count, not which stroke comes
+                    # at which keypoint (in order, two sweeps of one pan "differ" by most of its width)
+                    err = float(max(np.median(polyline_distance(d, a)), np.median(polyline_distance(a, d))))
+                else:
+                    # compare shapes after removing the start (the layout relative to the master's box)
+                    err = float(np.median(np.linalg.norm((d - d[0]) - (a - a[0]), axis=1)))
                 # the motion's size: its path length (an end-to-end span means nothing for a closed path, a
                 # pour or a scrub that returns to its start)
                 len_d = float(np.linalg.norm(np.diff(d, axis=0), axis=1).sum())

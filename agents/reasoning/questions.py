@@ -155,6 +155,8 @@ class CompareQuestion(BaseModel):
     scene_master_size: Vec3
     demo_keypoints: list[Vec3] = Field(default_factory=list, description="demonstrated slave keypoints, master frame")
     adapted_keypoints: list[Vec3] = Field(default_factory=list, description="adapted slave keypoints, master frame")
+    sweep: bool = Field(False, description="an oscillating motion (a scrub): compare the regions swept on the "
+                        "master, not the keypoints in order")
     reachable: list[bool] = Field(default_factory=list, description="IK found, per adapted keypoint / candidate")
     collision_free: list[bool] = Field(default_factory=list)
     grasp_inside_object: bool | None = Field(None, description="the candidate grasp lies on/in the object bbox")

@@ -91,6 +91,7 @@ def judge_motion(
     end_tolerance_m: float = 0.03,
     placement: bool = False,
     height_tolerance_m: float = PLACED_HEIGHT_TOL_M,
+    sweep: bool = False,
 ) -> MotionJudgement:
     """Compare the slave's achieved pose (master frame) with the planned T_master_slave(t).
 
@@ -98,7 +99,9 @@ def judge_motion(
     about the planned axis reach ENOUGH_MOTION of the plan (articulations: a drawer out, a door
     swung), or when the end pose lies within `end_tolerance_m` of the planned end. For a `placement`
     (an object let go) only the end position counts: across the master's plane, its height within
-    `height_tolerance_m` (see `placed_height_tolerance`).
+    `height_tolerance_m` (see `placed_height_tolerance`). For a `sweep` (a scrub, which turns back and
+    forth, so its start-to-end displacement says nothing) only reaching the planned end pose counts:
+    a brush stopped short, or turned in the hand by the pan it pressed on, did not finish its strokes.
     """
     P = np.asarray(planned, dtype=float)
     s, a, e = np.asarray(start, dtype=float), np.asarray(achieved, dtype=float), P[-1]
@@ -124,7 +127,7 @@ def judge_motion(
     end_rot_deg = float(np.rad2deg(Rot.from_matrix(a[:3, :3] @ e[:3, :3].T).magnitude()))
     at_end = end_err <= end_tolerance_m and (abs(rise) <= height_tolerance_m if placement
                                               else end_rot_deg <= END_ROTATION_TOL_DEG)
-    enough = at_end if placement else ((moved_ok and turned_ok) or at_end)
+    enough = at_end if placement or sweep else ((moved_ok and turned_ok) or at_end)
     msg = (f"moved {ach_m * 100:.1f}/{exp_m * 100:.1f} cm, turned {ach_deg:.0f}/{exp_deg:.0f} deg, "
            f"end {end_err * 100:.1f} cm from the plan" + (f" ({rise * 100:+.1f} cm in height)" if placement else ""))
     return MotionJudgement(expected_motion_m=exp_m, achieved_motion_m=ach_m, expected_rotation_deg=exp_deg,

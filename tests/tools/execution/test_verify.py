@@ -73,3 +73,14 @@ def test_a_block_that_slid_off_its_support_is_not_placed_one_that_settled_is() -
     assert settled.enough and not slid_off.enough and "-3.0 cm in height" in slid_off.message
     assert placed_height_tolerance((0.01, 0.01, 0.01)) == 0.02  # never under perception's own error
     assert placed_height_tolerance((0.3, 0.2, 0.3)) == placed_height_tolerance(None)  # nor over the cap
+
+
+def test_a_scrub_counts_only_when_it_reaches_its_planned_end() -> None:
+    # strokes back and forth across a pan: start and end 2 cm apart, 60 cm of path
+    xs = 0.1 * np.sin(np.linspace(0.0, 3 * np.pi, 30))
+    plan = np.stack([_T((x, 0.002 * i, 0.0)) for i, x in enumerate(xs)])
+    done = judge_motion(plan, plan[0], plan[-1], sweep=True)
+    # stopped mid-stroke, 5 cm from the end: by displacement alone it would pass (moved >= 70 % of 6 cm)
+    stopped = judge_motion(plan, plan[0], _T((0.05, 0.06, 0.0)), sweep=True)
+    assert judge_motion(plan, plan[0], _T((0.05, 0.06, 0.0))).enough
+    assert done.enough and not stopped.enough
