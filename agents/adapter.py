@@ -1044,7 +1044,7 @@ class StepAdapter:
             return self._fail(state, f"{facts.message}; the reasoner could not diagnose: {e}", during="review")
         self._event("round", phase="review", round=k + 1, step=state["step"]["index"],
                     conclusion=f"{answer.cause}: {answer.explanation}", give_up=answer.give_up,
-                    revision=answer.revision.model_dump(mode="json"))
+                    revision=answer.revision.model_dump(mode="json"), facts=facts.model_dump(mode="json"))
         if answer.give_up:
             return {**self._fail(state, f"{facts.message}; the reasoner gives up ({answer.explanation})"),
                     "review_rounds": k + 1}
