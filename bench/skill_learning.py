@@ -37,18 +37,21 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _demos(task: str, n: int, seed: int, root: Path) -> list[Path]:
-    """n seen demos of the task under root/task/, recording only the missing ones (cache)."""
+    """The seen demos of seeds `seed`..`seed+n-1` under root/task/, recording only the missing ones (cache).
+
+    Exactly those seeds: a cache holding other seeds of the task (an earlier run's) is not used for them."""
     folder = root / task
-    have = sorted(d for d in folder.glob(f"{task}_seen_*") if (d / "meta.json").is_file()) if folder.is_dir() else []
-    if len(have) >= n:
-        return have[:n]
     from sim.demonstrator import record_demos
 
+    out = []
     for i in range(n):
         target = folder / f"{task}_seen_{seed + i}"
-        if not (target / "meta.json").is_file() and len(have) < n:
-            have += record_demos(task=task, n=1, variant="seen", seed=seed + i, out=folder)
-    return sorted(have)[:n]
+        if not (target / "meta.json").is_file():
+            record_demos(task=task, n=1, variant="seen", seed=seed + i, out=folder)
+        if not (target / "meta.json").is_file():
+            raise RuntimeError(f"recording {target.name} wrote no demo at {target}")
+        out.append(target)
+    return out
 
 
 def run(tasks: list[str], n: int, seed: int, demos_root: Path, reasoner_spec: str) -> dict[str, Any]:
