@@ -1,0 +1,169 @@
+"""What the adapter sees: the step's objects perceived (remembered frames kept through occlusion, a
+put-down object in the frame it was carried in), the arm folded out of the camera's view, and the
+slave measured after acting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.adapter_base import AdapterBase
+from agents.adapter_compose import _within
+from agents.adapter_state import (
+    APPROACH_SPEED,
+    OBSERVE_QS,
+    OCCLUDED_SHARE,
+    OCCLUDED_SHIFT_M,
+    PLACED_AGREE_M,
+    SAME_PLACE_M,
+    AdapterError,
+    _Live,
+)
+from core.errors import VLMimicError
+from core.geometry import Pose
+from tools.execution.verify import relation
+from tools.perception.scene import PerceivedObject, PerceivedScene, perceive
+
+
+class AdapterPerception(AdapterBase):
+    """Perception before and after acting."""
+
+    def _perceive(self, names: list[str], parents: dict[str, str], required: list[str] | None = None) -> PerceivedScene:
+        if self.ctx.camera is None:
+            raise AdapterError("no camera in this run: the adapter cannot see the scene")
+        frame = self.ctx.camera.capture()
+        first = not self.memo.frames  # the run's first look: remember every object while the view is clear
+        scene = perceive(frame, names, self._segmenter(), parents=parents, all_objects=first)
+        unseen = [n for n in (required or []) if n in scene.missing and n not in self.memo.frames]
+        if unseen and self._clear_view(unseen):
+            # the arm stood between the camera and the object: look again with the arm out of the way
+            frame = self.ctx.camera.capture()
+            scene = perceive(frame, names, self._segmenter(), parents=parents, all_objects=first)
+        # Objects that have not moved keep the frame of their first (unoccluded) sighting: the arm
+        # in front of an object shrinks its visible cloud, and with it the bbox.
+        # A cloud much smaller than the remembered one is an occluded view of the same object (the arm
+        # or a held object in front of it): its centre shifts towards the visible part, so it keeps the
+        # remembered frame unless it is clearly somewhere else (its centre far off and its points
+        # outside the remembered box: a strip of a pan under the brush that scrubs it is still the pan).
+        for n, obj in list(scene.objects.items()):
+            scene.objects[n] = obj = self._as_placed(obj)
+            old = self.memo.frames.get(n)
+            shift = np.linalg.norm(obj.T_world_object[:3, 3] - old.T_world_object[:3, 3]) if old is not None else 0.0
+            occluded = old is not None and len(obj.points) < OCCLUDED_SHARE * len(old.points)
+            if old is None:
+                self.memo.frames[n] = obj
+            elif shift < SAME_PLACE_M or (occluded and (shift < OCCLUDED_SHIFT_M or _within(obj.points, old))):
+                scene.objects[n] = old
+            else:
+                self.memo.frames[n] = obj
+        # an object hidden now (behind the arm, in the hand) keeps the frame it was last seen in
+        for n in list(scene.missing):
+            if n in self.memo.frames:
+                scene.objects[n] = self.memo.frames[n]
+                scene.missing.remove(n)
+        return scene
+
+    def _as_placed(self, obj: PerceivedObject) -> PerceivedObject:
+        """An object the arm put down keeps the frame it was carried in, where the view agrees with it.
+
+        The canonical frame of a footprint with no clear long side (a pan: a disc and a handle) is fitted
+        differently from view to view (in a sink, its walls hide part of it), and its centre moves by
+        centimetres with it: a grasp measured against one fit and a placement written in another put
+        the object centimetres off (a pan set down half on the rack beside it). Where the arm let go
+        of it, the object's frame is known from the grasp: the hand's pose times the grasp's offset.
+        Its height is the one seen now (it drops onto its support); a view whose centre lies more than
+        PLACED_AGREE_M away means the object moved since (it slid, something pushed it)."""
+        rec = self.memo.placed.get(obj.name)
+        if rec is None:
+            return obj
+        T_drop, size = rec
+        T_seen = obj.T_world_object
+        off = float(np.linalg.norm(T_seen[:2, 3] - T_drop[:2, 3]))
+        if off > PLACED_AGREE_M or abs(float(T_drop[2, 2])) < 0.9:
+            self.memo.placed.pop(obj.name, None)
+            self._event("tool_result", tool="adapter", duration_s=0.0,
+                        result=f"the {obj.name} is seen {off * 100:.1f} cm from where the hand let go of it: "
+                               "it moved since; its frame is fitted to the view")
+            return obj
+        T = T_drop.copy()
+        T[2, 3] = T_seen[2, 3] - 0.5 * float(obj.size[2]) + 0.5 * float(size[2])  # standing where it is seen
+        d = obj.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(T), "bbox_size": size})
+        carried = obj.model_copy(update={"descriptor": d})
+        if not _within(obj.points, carried, margin=0.015, share=0.97):
+            # what is seen sticks out of the box it was put down in: it was pushed or turned since
+            self.memo.placed.pop(obj.name, None)
+            self._event("tool_result", tool="adapter", duration_s=0.0,
+                        result=f"the {obj.name} no longer fits the box it was put down in: it moved since; "
+                               "its frame is fitted to the view")
+            return obj
+        return carried
+
+    def _clear_view(self, unseen: list[str]) -> bool:
+        """Fold the arm out of the camera's view (elbow back and up over the base) until `unseen`
+        objects show; True if the arm moved. The arm in its working pose often hides an object near
+        the robot from an overhead camera behind it."""
+        robot = self.ctx.robot
+        if robot is None or self.ctx.camera is None:
+            return False
+        q_now = np.asarray(robot.joint_positions(), dtype=float)
+        moved = False
+        for q in OBSERVE_QS:
+            q = np.array(q, dtype=float)
+            q[6] = q_now[6]  # keep the wrist's twist (a held object stays as it is)
+            try:
+                r = robot.move_to_joints(q, speed_factor=APPROACH_SPEED)
+            except VLMimicError as e:  # refused by the safety layer: look from where the arm is
+                self._event("tool_result", tool="adapter", duration_s=0.0,
+                            result=f"clearing the camera's view of {unseen}: refused ({e})")
+                continue
+            moved = True
+            self._event("tool_result", tool="adapter", result=f"clearing the camera's view of {unseen}: "
+                        f"arm to {np.round(q, 2).tolist()} ({r.status.value})", duration_s=0.0)
+            if not r.ok:
+                continue
+            self._idle(0.1)
+            seg = perceive(self.ctx.camera.capture(), unseen, self._segmenter())
+            if not [n for n in unseen if n in seg.missing]:
+                break
+        return moved
+
+    def _measure_after(self, live: _Live, direction: np.ndarray | None, placed: bool = False) -> np.ndarray:
+        """The slave's pose in the master frame, perceived after the attempt (arm retreated).
+
+        An object just put down is measured with the arm out of the camera's view: the retreated arm
+        often hides part of it (a pan's handle under the wrist), and a box fitted to what is left of it
+        puts its centre centimetres away from where it lies."""
+        step = live.step
+        assert live.start_ms is not None
+        try:
+            if placed:
+                self._clear_view([step.slave or ""])
+            scene = perceive(self.ctx.camera.capture(), [step.slave], self._segmenter())
+            if step.slave in scene.missing and self._clear_view([step.slave or ""]):
+                # the retreated arm hides what it put down: look again with the arm out of the way
+                scene = perceive(self.ctx.camera.capture(), [step.slave], self._segmenter())
+        except Exception:  # noqa: BLE001 - nothing measured: no motion credited
+            return live.start_ms
+        obj = scene.objects.get(step.slave or "")
+        if obj is None:
+            return live.start_ms
+        if placed:  # seen with the arm out of the way: the frame later (occluded) views are held to
+            self.memo.frames[obj.name] = self._as_placed(obj)
+        if live.skill.slave is not None and live.skill.slave.parent and direction is not None \
+                and live.before_support is not None:
+            # a part: its front moves with it even as more of it comes into view
+            shift = float(np.max(obj.points @ direction)) - live.before_support
+            d_master = self._T_wm(live)[:3, :3].T @ direction
+            T = live.start_ms.copy()
+            T[:3, 3] += d_master * shift
+            assert live.planned_ms is not None
+            full = float(np.linalg.norm(live.planned_ms[-1][:3, 3] - live.planned_ms[0][:3, 3]))
+            if full > 1e-6:  # credit rotation in proportion to the displacement (arcs)
+                from scipy.spatial.transform import Rotation as Rot
+
+                rv = Rot.from_matrix(live.planned_ms[-1][:3, :3] @ live.start_ms[:3, :3].T).as_rotvec()
+                T[:3, :3] = Rot.from_rotvec(rv * float(np.clip(shift / full, 0, 1.5))).as_matrix() @ T[:3, :3]
+            return T
+        # a placed object: its position (a symmetric object's yaw is not observable)
+        T = live.planned_ms[-1].copy() if live.planned_ms is not None else live.start_ms.copy()
+        T[:3, 3] = relation(self._T_wm(live), obj.T_world_object)[:3, 3]
+        return T
