@@ -9,6 +9,7 @@ from core.grounding import ObjectDescriptor, Phase, SegmentQuestion, TaskQuestio
 from tools.perception import labelling
 from tools.perception.parsing import (
     DistanceRecorder,
+    contact_events,
     contact_states,
     find_grasps,
     hand_events,
@@ -344,3 +345,24 @@ def test_a_closed_hand_hovering_around_2cm_from_its_object_holds_it_until_it_ope
     d2[40:] = 0.2
     iv = find_grasps(_recorder_with(d2), poses, width=width)
     assert [(h.start, h.end, h.kind) for h in iv] == [(12, 40, "grasp")]
+
+
+def _object_pair(d: np.ndarray) -> list:
+    rec = DistanceRecorder({"brush": np.zeros((1, 3)), "pan": np.zeros((1, 3)) + [0.3, 0, 0]}, len(d))
+    for k in rec.d:
+        rec.d[k][:] = 0.5
+    rec.d[("brush", "pan")][:] = d
+    return [e for e in contact_events(rec, np.arange(len(d)) / 15.0) if {e.a, e.b} == {"brush", "pan"}]
+
+
+def test_a_contact_begins_where_the_approach_settles_or_first_halts_on_a_rim() -> None:
+    lowering = [0.046, 0.045, 0.040, 0.029, 0.021, 0.012]
+    # straight down onto the floor: the begin is where the distance settles, not the 2 cm crossing
+    straight = np.array(lowering + [0.006, 0.002, 0.001, 0.001, 0.001, 0.03, 0.05])
+    assert [(e.kind, e.frame) for e in _object_pair(straight)] == [("begin", 7), ("end", 11)]
+    # the brush stops on the pan's rim (5 mm above the floor in the models) for 3 frames, then slides in
+    rim = np.array(lowering + [0.0059, 0.0058, 0.0051, 0.0058, 0.0032, 0.0013, 0.0008, 0.0008, 0.03, 0.05])
+    assert [(e.kind, e.frame) for e in _object_pair(rim)][0] == ("begin", 6)
+    # a pause 1.5 cm above the floor is no contact's begin
+    pause = np.array(lowering[:-1] + [0.015, 0.015, 0.015, 0.009, 0.003, 0.001, 0.001, 0.03, 0.05])
+    assert [(e.kind, e.frame) for e in _object_pair(pause)][0] == ("begin", 9)
