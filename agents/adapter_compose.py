@@ -1,5 +1,6 @@
 """Pure geometry of the adapter: a manipulation skill composed into world gripper poses
-(compose_manipulation), and the small helpers it and perception use (_within, _twist_like)."""
+(compose_manipulation), the shifts tried for a put-down at a free place (free_place_shifts), and the
+small helpers it and perception use (_within, _twist_like)."""
 
 from __future__ import annotations
 
@@ -78,4 +79,29 @@ def _twist_like(Ts: np.ndarray, T_ref: np.ndarray) -> np.ndarray:
     out = Ts.copy()
     if float(Ts[0][:3, 1] @ T_ref[:3, 1]) < 0:
         out[:, :3, :3] = Ts[:, :3, :3] @ np.diag([-1.0, -1.0, 1.0])
+    return out
+
+
+FREE_PLACE_STEPS_M = (0.03, 0.06, 0.09, 0.12)  # shifts tried for an unreachable free place, nearest first
+FREE_PLACE_MIN_M = 0.06  # shifts this far are fine even when the demos' places spread less
+
+
+def free_place_shifts(end_world: np.ndarray, spread_m: float) -> list[np.ndarray]:
+    """World-frame shifts (horizontal) of a put-down's place towards the arm's base (the origin), straight
+    and 45 degrees either side, nearest first, up to the demos' own spread of places (at least
+    `FREE_PLACE_MIN_M`): a free place out of reach moved to one the arm can reach."""
+    xy = -np.asarray(end_world, dtype=float)[:2]
+    n = float(np.linalg.norm(xy))
+    if n < 1e-6:
+        return []
+    home = xy / n
+    reach = max(float(spread_m), FREE_PLACE_MIN_M)
+    out = []
+    for step in FREE_PLACE_STEPS_M:
+        if step > reach + 1e-9:
+            break
+        for ang in (0.0, np.pi / 4, -np.pi / 4):
+            c, s = np.cos(ang), np.sin(ang)
+            d = np.array([c * home[0] - s * home[1], s * home[0] + c * home[1]])
+            out.append(np.array([d[0] * step, d[1] * step, 0.0]))
     return out

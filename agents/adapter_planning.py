@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.adapter_compose import compose_manipulation
+from agents.adapter_compose import compose_manipulation, free_place_shifts
 from agents.adapter_perception import AdapterPerception
 from agents.adapter_state import (
     FINGERTIP_BELOW_TCP_M,
@@ -265,6 +265,7 @@ class AdapterPlanning(AdapterPerception):
         slave_round = T_ws is not None and step.slave in live.scene.objects \
             and is_round(np.asarray(slave_size, dtype=float), T_ws)
         T_wm0, m_size = self._master_frame(skill, master)
+        T_sg0 = T_sg
         c = compose_manipulation(skill, T_wm0, m_size, T_ws, T_sg, tuple(slave_size),
                                  rev, ee, slave_round=slave_round)
         T_wm, Ts, T_ms0, T_sg, poses = c.T_wm, c.Ts, c.T_ms0, c.T_sg, c.poses
@@ -277,6 +278,25 @@ class AdapterPlanning(AdapterPerception):
         checker = self._checker(live, allowed, hand_only=[step.master or skill.master.name])
         width = float(robot.gripper_width())
         live.check = check_path(poses, robot.joint_positions(), checker, widths=width)
+        spread = skill.manipulation.free_place_spread_m
+        if not live.check.ok and T_ws is not None and spread:
+            # a put-down at a free place (the demos chose places `spread` apart): where the mean place is out
+            # of reach, a place nearer the arm serves as well
+            for shift in free_place_shifts(np.asarray(poses[-1].position, dtype=float), spread):
+                T_try = T_wm0.copy()
+                T_try[:3, 3] += shift
+                c2 = compose_manipulation(skill, T_try, m_size, T_ws, T_sg0, tuple(slave_size), rev, ee,
+                                          slave_round=slave_round)
+                ck = check_path(c2.poses, robot.joint_positions(), checker, widths=width)
+                if ck.ok:
+                    c, live.check = c2, ck
+                    T_wm, Ts, T_ms0, T_sg, poses = c.T_wm, c.Ts, c.T_ms0, c.T_sg, c.poses
+                    live.T_wm = T_wm
+                    self._event("tool_result", tool="adapter", duration_s=0.0,
+                                result=f"the demonstrated place is out of reach; putting the {step.slave} down "
+                                f"{np.linalg.norm(shift) * 100:.0f} cm nearer the arm (a free place: the demos' "
+                                f"places spread {spread * 100:.0f} cm)")
+                    break
         live.trajectory, live.planned_ms, live.start_ms, live.T_slave_gripper = poses, Ts, T_ms0, T_sg
         return "" if live.check.ok else live.check.first_problem()
 

@@ -378,6 +378,7 @@ def _learn_manipulation(sid: str, task: str, subtask: str, rows: list[tuple[Grou
             program=ans.program, T_slave_gripper=Pose.from_rotation(g_rot, g_pos),
             keypoints=[Pose(position=tuple(float(v) for v in p), quaternion=ref.quaternions[k])
                        for k, p in enumerate(mean_kp)],
+            free_place_spread_m=None if place_spread is None else round(float(place_spread), 4),
         ),
         provenance=Provenance(demo_ids=[t.demo_id for t in tracks], fit_error_m=report.median_m,
                               fit_error_start_m=free.median_m, excluded_demos=excluded,

@@ -88,6 +88,9 @@ class ManipulationConstraint(BaseModel):
     program: TrajectoryProgram
     T_slave_gripper: Pose = Field(default_factory=Pose, description="gripper in the slave frame while held")
     keypoints: list[Pose] = Field(default_factory=list, description="demonstrated T_master_slave keypoints (mean demo)")
+    free_place_spread_m: float | None = Field(
+        None, description="the demos set the object down at places this far apart (median from their mean) "
+        "relative to the master: the end place is a free choice near it, not a target")
 
 
 class Provenance(BaseModel):

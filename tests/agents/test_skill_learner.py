@@ -221,6 +221,7 @@ def test_a_put_down_at_places_the_demos_choose_freely_is_checked_for_its_shape()
     skill = res.skills[1]
     assert skill.provenance.fit_error_m <= 0.01
     assert any("free choice of place" in n for n in res.notes) and "free place" in skill.semantic
+    assert skill.manipulation.free_place_spread_m is not None and skill.manipulation.free_place_spread_m > 0.02
     # a part of the master (a door, a drawer) has no free place: how far it ends up is the motion itself
     parts = [d.model_copy(update={"objects": [o.model_copy(update={"parent": "pan"}) if o.name == "sponge" else o
                                               for o in d.objects]}) for d in demos]
@@ -231,3 +232,4 @@ def test_a_put_down_at_places_the_demos_choose_freely_is_checked_for_its_shape()
             for i in range(3)]
     res = learn_task(same, task="put_down", reasoner=make_reasoner("offline", on_call=lambda c: None))
     assert not any("free choice of place" in n for n in res.notes) and res.skills[1].provenance.fit_error_m < 0.005
+    assert res.skills[1].manipulation.free_place_spread_m is None
