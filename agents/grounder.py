@@ -100,7 +100,7 @@ FIXED_DEG = 10.0
 #    the 2 cm contact; holds not lost when the hand hovers 2-4 cm from the model); canonical x = long side.
 # 5: canonical x back to the edge pointing at the robot base (4 without the long-side rule).
 # 6: a push's hand trajectory in the pushed object's frame at the start of the push.
-GROUNDER_VERSION = "8"
+GROUNDER_VERSION = "9"
 
 
 @runtime_checkable

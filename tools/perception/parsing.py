@@ -47,9 +47,6 @@ CONTACT_THRESHOLD_M = 0.02
 MIN_HAND_PATH_M = 0.10
 MOVED_M = 0.005
 TOUCH_BAND_M = 0.004  # a contact's event is where its distance settles within this of its minimum
-HALT_BAND_M = 0.008  # ... or where the approach halts (HALT_FRAMES frames within HALT_M) this close to it
-HALT_M = 0.001
-HALT_FRAMES = 3
 TOOL_MIN_FRAMES = 15  # a held object's contact with another object this long (and moving) is a tool use
 TOOL_TOUCH_M = 0.01  # ... if it really touches: median in-contact distance under this (not hovering near)
 SUPPORT_GAP_M = 0.03  # an object whose lowest visible point is at most this above the table rests on it
@@ -196,10 +193,7 @@ def contact_events(
 
     The 2 cm crossing happens while an object is still being lowered; the event is stamped where
     the pair actually touches: the first (last) frame of the interval whose distance is within
-    `touch` of the interval's minimum, i.e. where the approach settles. A begin is stamped earlier where
-    the approach halts within `HALT_BAND_M` of the minimum (distance steady to `HALT_M` over `HALT_FRAMES`
-    frames): a brush lowered into a pan touches its rim first and stops there, 5 mm (in the tracked
-    models) above where it settles on the floor a few frames later.
+    `touch` of the interval's minimum, i.e. where the approach settles.
     """
     events: list[ContactEvent] = []
     for (a, b), d in rec.d.items():
@@ -209,22 +203,12 @@ def contact_events(
             seg = d[s:e]
             finite = np.isfinite(seg)
             ok = np.nonzero(finite & (seg <= np.min(seg[finite]) + touch))[0] if finite.any() else [0, e - s - 1]
-            s2 = s if s == 0 else s + min(int(ok[0]), _halt(seg, float(np.min(seg[finite]))) if finite.any()
-                                          else int(ok[0]))
+            s2 = s if s == 0 else s + int(ok[0])
             e2 = e if e >= len(d) else s + int(ok[-1]) + 1
             events.append(ContactEvent(frame=int(s2), time=float(times[s2]), kind="begin", a=a, b=b))
             if e2 < len(d):
                 events.append(ContactEvent(frame=int(e2), time=float(times[e2]), kind="end", a=a, b=b))
     return sorted(events, key=lambda e: (e.frame, e.a, e.b))
-
-
-def _halt(seg: np.ndarray, low: float) -> int:
-    """Index of the first frame of `seg` where the approach halts near `low` (len(seg) if nowhere)."""
-    for i in range(len(seg) - HALT_FRAMES + 1):
-        w = seg[i:i + HALT_FRAMES]
-        if np.all(np.isfinite(w)) and w[0] <= low + HALT_BAND_M and float(np.ptp(w)) <= HALT_M:
-            return i
-    return len(seg)
 
 
 def intervals(state: np.ndarray) -> list[tuple[int, int]]:
