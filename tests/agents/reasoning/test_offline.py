@@ -204,3 +204,19 @@ def test_fit_trajectory_fits_a_free_put_down_with_each_demo_s_own_place(reasoner
     assert shape.median_m < 0.005  # the lift, the level carry and the lowering, each onto its own place
     # the place itself is the demos' mean: the fixed-end error is the places' spread, not a few millimetres
     assert fit_error(ans.program, trajs, sizes, anchored=True).median_m > shape.median_m
+
+
+def test_compare_accepts_a_carry_from_another_start_that_ends_where_the_demo_ended(reasoner):
+    # a block carried onto another block: in the demo it started 20 cm to one side, now 15 cm to the other;
+    # the end (on top of the other block) is the same, so nothing is to be rescaled
+    t = np.linspace(0.0, 1.0, 10)
+    demo = [(0.2 * (1 - x), 0.0, 0.05 + 0.1 * np.sin(np.pi * x)) for x in t]
+    other = [(0.0, -0.15 * (1 - x), 0.05 + 0.1 * np.sin(np.pi * x)) for x in t]
+    base = dict(skill_id="s", subtask="stack", phase=Phase.manipulation, demo_master_size=(0.045, 0.045, 0.045),
+                scene_master_size=(0.05, 0.05, 0.05), demo_keypoints=demo, reachable=[True] * 10)
+    ok = reasoner.compare(CompareQuestion(**base, adapted_keypoints=other))
+    assert ok.acceptable and ok.revision.is_identity()
+    # the same carry ending beside the block is still caught
+    beside = [(x + 0.0, y + 0.06 * s, z) for (x, y, z), s in zip(other, t, strict=True)]
+    bad = reasoner.compare(CompareQuestion(**base, adapted_keypoints=beside))
+    assert not bad.acceptable
