@@ -53,16 +53,18 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.grounding_segments import FIXED_DEG, FIXED_M
 from core.demo import read_ground_truth
 from core.geometry import Pose, invert_transform, rotation_angle
 from core.grounding import GroundedDemo
+from tools.perception.parsing import MIN_HAND_PATH_M, TOOL_MIN_FRAMES
 
 RESULTS = Path(__file__).parent / "results"
 TOL_FRAMES = 3
-TOOL_MIN_FRAMES = 15  # as tools.perception.parsing.TOOL_MIN_FRAMES
-MIN_PATH_M = 0.10  # as tools.perception.parsing.MIN_HAND_PATH_M (the held object's path stands in for the hand's)
-FIXED_M = 0.02  # as agents.grounder.FIXED_M / FIXED_DEG: a landmark never moves this far in the demo
-FIXED_DEG = 10.0
+# the expected segments follow the grounder's own cuts (see the report's header), with its thresholds:
+# a tool use's length, the shortest hand path kept (the held object's path stands in for the hand's), and
+# how far a landmark never moves in the demo
+MIN_PATH_M = MIN_HAND_PATH_M
 
 
 def gt_pose(frame: dict, name: str) -> np.ndarray:
