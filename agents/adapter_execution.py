@@ -152,6 +152,9 @@ class AdapterExecution(AdapterPlanning):
         part = live.skill.slave is not None and bool(live.skill.slave.parent)
         if T_ms_end is None or (not hand and not held_end) or (not hand and not part and released):
             T_ms_end = self._measure_after(live, direction, placed=released and not part)
+        elif part and not hand:
+            # the hand's account of a part it held: checked against the view (a grasp can turn about a handle)
+            T_ms_end = self._part_seen_after(live, T_ms_end)
         placed = released and not part
         j = judge_motion(live.planned_ms, live.start_ms, T_ms_end, placement=placed,
                          end_tolerance_m=placement_tolerance(master.size) if placed else 0.03,

@@ -19,9 +19,16 @@ from agents.adapter_state import (
     _Live,
 )
 from core.errors import VLMimicError
-from core.geometry import Pose
+from core.geometry import Pose, invert_transform, rotation_angle, transform_points
 from tools.execution.verify import relation
+from tools.perception.registration import register_after
 from tools.perception.scene import PerceivedObject, PerceivedScene, perceive
+
+# a part seen this far (or turned this much) from where the hand says it is has slipped in the grasp:
+# well above the registration's noise on a partly hidden part (a few mm, a few degrees)
+PART_SLIP_M = 0.02
+PART_SLIP_DEG = 10.0
+PART_PRIORS = 12  # poses along the planned motion that the registration starts from
 
 
 class AdapterPerception(AdapterBase):
@@ -125,6 +132,54 @@ class AdapterPerception(AdapterBase):
             if not [n for n in unseen if n in seg.missing]:
                 break
         return moved
+
+    def _part_seen_after(self, live: _Live, T_ms_hand: np.ndarray) -> np.ndarray:
+        """A held part's relation to its master after the motion, as seen (arm retreated), where the view
+        overrules the hand: the part clearly seen somewhere else than the hand implies (the grasp turned
+        about a lever that stayed behind). Otherwise `T_ms_hand`, the hand's account."""
+        step = live.step
+        before = live.scene.objects.get(step.slave or "")
+        if before is None or self.ctx.camera is None or live.planned_ms is None or live.start_ms is None:
+            return T_ms_hand
+        try:
+            scene = perceive(self.ctx.camera.capture(), [step.slave], self._segmenter())
+            if step.slave in scene.missing and self._clear_view([step.slave or ""]):
+                scene = perceive(self.ctx.camera.capture(), [step.slave], self._segmenter())
+        except Exception:  # noqa: BLE001 - not seen: the hand's account stands
+            return T_ms_hand
+        now = scene.objects.get(step.slave or "")
+        if now is None:
+            return T_ms_hand
+        T_wm = self._T_wm(live)
+        S0_inv = invert_transform(T_wm @ live.start_ms)
+
+        def motion(T_ms: np.ndarray) -> np.ndarray:  # the world motion taking the part from its start to T_ms
+            return T_wm @ T_ms @ S0_inv
+
+        plan = live.planned_ms
+        idx = np.unique(np.linspace(0, len(plan) - 1, min(len(plan), PART_PRIORS)).round().astype(int))
+        motions = [motion(plan[int(k)]) for k in idx] + [motion(T_ms_hand)]
+        reg = register_after(before.points, before.T_world_object, now.points,
+                             [M @ before.T_world_object for M in motions])
+        if reg is None or not reg.confident:
+            return T_ms_hand
+        M_seen = reg.T_world_object @ invert_transform(before.T_world_object)
+        T_ms_seen = invert_transform(T_wm) @ M_seen @ T_wm @ live.start_ms
+        off = float(np.linalg.norm(T_ms_seen[:3, 3] - T_ms_hand[:3, 3]))
+        turn = float(np.degrees(rotation_angle(T_ms_seen[:3, :3], T_ms_hand[:3, :3])))
+        if off < PART_SLIP_M and turn < PART_SLIP_DEG:
+            return T_ms_hand
+        # where the part is now, for whatever comes next (a re-grasp takes it where it is, not where it was)
+        d = before.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(reg.T_world_object)})
+        self.memo.frames[before.name] = before.model_copy(
+            update={"descriptor": d, "points": transform_points(M_seen, before.points)})
+        if self.memo.held is not None and self.memo.held.name == before.name:
+            self.memo.held.T_world_object = reg.T_world_object
+        self._event("tool_result", tool="adapter", duration_s=0.0,
+                    result=f"the {step.slave} is seen {off * 100:.1f} cm and {turn:.0f} deg from where the hand "
+                           f"left it ({reg.inlier_share:.0%} of its points registered): it slipped in the grasp; "
+                           "the review judges what is seen")
+        return T_ms_seen
 
     def _measure_after(self, live: _Live, direction: np.ndarray | None, placed: bool = False) -> np.ndarray:
         """The slave's pose in the master frame, perceived after the attempt (arm retreated).
