@@ -158,7 +158,8 @@ class AdapterExecution(AdapterPlanning):
         placed = released and not part
         j = judge_motion(live.planned_ms, live.start_ms, T_ms_end, placement=placed,
                          end_tolerance_m=placement_tolerance(master.size) if placed else 0.03,
-                         height_tolerance_m=placed_height_tolerance(slave.size if slave is not None else None),
+                         height_tolerance_m=placed_height_tolerance(slave.size if slave is not None else None,
+                                                                    master.size),
                          sweep=not placed and is_oscillating_program(live.skill.manipulation.program)
                          if live.skill.manipulation else False)
         facts.update(expected_motion_m=j.expected_motion_m, achieved_motion_m=j.achieved_motion_m,

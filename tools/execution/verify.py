@@ -63,14 +63,21 @@ def placement_tolerance(master_size: Sequence[float], share: float = 0.25, floor
     return float(max(floor_m, share * float(np.min(s[:2]))))
 
 
-def placed_height_tolerance(slave_size: Sequence[float] | None, share: float = 0.5, floor_m: float = 0.02) -> float:
+def placed_height_tolerance(slave_size: Sequence[float] | None, master_size: Sequence[float] | None = None,
+                            share: float = 0.5, floor_m: float = 0.02) -> float:
     """How far below or above its planned rest an object let go may lie and still count as placed: half
     its own height (a block 3 cm below the top of the block it was stacked on has slid off beside it,
-    one 2 cm low has settled; a brush lying on its side is lower by half its length), never under 2 cm
-    (perception's error on a resting object's centre), never over `PLACED_HEIGHT_TOL_M`."""
+    one 2 cm low has settled; a brush lying on its side is lower by half its length), and no more than
+    half the master's height (a big block that slid off a small one drops by the small one's height, less
+    than half its own); never under 2 cm (perception's error on a resting object's centre), never over
+    `PLACED_HEIGHT_TOL_M`. Beside the master, the master's height tightens nothing that matters: an object
+    resting on the table cannot lie lower than planned by more than perception's error."""
     if slave_size is None:
         return PLACED_HEIGHT_TOL_M
-    return float(np.clip(share * float(np.asarray(slave_size, dtype=float)[2]), floor_m, PLACED_HEIGHT_TOL_M))
+    tol = share * float(np.asarray(slave_size, dtype=float)[2])
+    if master_size is not None:
+        tol = min(tol, share * float(np.asarray(master_size, dtype=float)[2]))
+    return float(np.clip(tol, floor_m, PLACED_HEIGHT_TOL_M))
 
 
 class MotionJudgement(BaseModel):

@@ -75,6 +75,19 @@ def test_a_block_that_slid_off_its_support_is_not_placed_one_that_settled_is() -
     assert placed_height_tolerance((0.3, 0.2, 0.3)) == placed_height_tolerance(None)  # nor over the cap
 
 
+def test_a_big_block_that_slid_off_a_small_one_is_not_placed() -> None:
+    # a 5.7 cm block stacked on a 3.3 cm one slid off and leans on it: 2.9 cm low, just over half its own
+    # height but nearly all of the small block's
+    big, small = (0.058, 0.058, 0.057), (0.034, 0.034, 0.033)
+    assert placed_height_tolerance(big) > 0.028
+    tol = placed_height_tolerance(big, small)
+    assert tol == 0.02
+    place = np.stack([_T((0.25 * (1 - t), 0.0, 0.045 * t)) for t in np.linspace(0, 1, 10)])
+    slid = judge_motion(place, place[0], _T((0.003, 0.0, 0.016)), placement=True, end_tolerance_m=0.025,
+                        height_tolerance_m=tol)
+    assert not slid.enough and "-2.9 cm in height" in slid.message
+
+
 def test_a_scrub_counts_only_when_it_reaches_its_planned_end() -> None:
     # strokes back and forth across a pan: start and end 2 cm apart, 60 cm of path
     xs = 0.1 * np.sin(np.linspace(0.0, 3 * np.pi, 30))
