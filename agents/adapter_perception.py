@@ -20,6 +20,7 @@ from agents.adapter_state import (
 )
 from core.errors import VLMimicError
 from core.geometry import Pose, invert_transform, rotation_angle, transform_points
+from core.motion import PANDA_Q_MAX, PANDA_Q_MIN
 from tools.execution.verify import relation
 from tools.perception.registration import register_after
 from tools.perception.scene import PerceivedObject, PerceivedScene, perceive
@@ -115,7 +116,11 @@ class AdapterPerception(AdapterBase):
         moved = False
         for q in OBSERVE_QS:
             q = np.array(q, dtype=float)
-            q[6] = q_now[6]  # keep the wrist's twist (a held object stays as it is)
+            # keep the wrist's twist (a held object stays as it is), inside the limits the safety layer
+            # enforces: a wrist turned to its end stop (a brush put down at a far place) would have the
+            # whole fold refused and the view stay blocked
+            margin = float(self.ctx.settings.safety.joint_margin_rad) + 0.01
+            q[6] = float(np.clip(q_now[6], PANDA_Q_MIN[6] + margin, PANDA_Q_MAX[6] - margin))
             try:
                 r = robot.move_to_joints(q, speed_factor=APPROACH_SPEED)
             except VLMimicError as e:  # refused by the safety layer: look from where the arm is

@@ -97,8 +97,9 @@ def run_trial(task: str, variant: str, seed: int, work: Path, *, adapter_rounds:
     """One scene, the task's learned plan executed step by step by the adapter, scored by the simulator."""
     from agents.adapter import run_step, step_timings
     from agents.graph import RunContext, TracedRobot
+    from agents.planner import to_bindings
     from agents.reasoning import make_reasoner
-    from agents.state import RunConfig, StepBinding
+    from agents.state import RunConfig
     from agents.trace import Tracer
     from memory.store import open_memory
     from sim.show import build_scene, check_camera
@@ -125,9 +126,8 @@ def run_trial(task: str, variant: str, seed: int, work: Path, *, adapter_rounds:
             if plan is None:
                 raise RuntimeError(f"no learned plan for {task} in {s.memory_path}")
             ok = True
-            for ps in plan.steps:
-                step = StepBinding(index=ps.index, text=ps.subtask, skill_id=ps.skill_id, phase=ps.phase.value,
-                                   master=ps.master, slave=ps.slave, demo_master=ps.master, demo_slave=ps.slave)
+            # bound as the main job binds a plan (a held object the next step uses again stays in the hand)
+            for step in to_bindings(plan, plan):
                 res = run_step(step, ctx)
                 out.steps.append({"index": res.index, "status": res.status, "adapt_rounds": res.adapt_rounds,
                                   "review_rounds": res.review_rounds, "message": res.message[:200]})

@@ -430,3 +430,19 @@ def test_a_grasp_turning_about_the_lever_is_caught_by_the_view_not_credited_from
     assert (res.status == "achieved") == s.task.success(s.world, s.params), res.message
     if review_rounds == 0:
         assert res.status != "achieved"
+
+
+def test_the_arm_folds_out_of_view_even_with_its_wrist_at_the_end_stop(sims) -> None:
+    # a far put-down leaves the wrist turned beyond what the safety layer lets a move end at; folding the
+    # arm away must still happen (with the twist brought inside the limits), not be refused as a whole
+    s = sims("open_drawer", DRAWER)
+    q = np.asarray(s.world.robot.joint_positions(), dtype=float)
+    q[6] = 2.87
+    s.world.robot.move_to_joints(q, speed_factor=0.5)  # the bare simulated arm: no safety margin
+    assert s.world.robot.joint_positions()[6] > 2.85
+    assert StepAdapter(s.ctx)._clear_view(["drawer"])
+    results = [str(e.get("result")) for e in s.events("tool_result")
+               if "clearing the camera's view" in str(e.get("result"))]
+    assert results and not any("refused" in r for r in results), results
+    q_end = s.world.robot.joint_positions()
+    assert np.allclose(q_end[1:4], OBSERVE_QS[0][1:4], atol=0.05) and q_end[6] < 2.85

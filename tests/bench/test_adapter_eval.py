@@ -56,3 +56,31 @@ def test_rewrite_replaces_a_re_run_task(tmp_path: Path, monkeypatch) -> None:
     md = (tmp_path / "both.md").read_text()
     assert "| b | seen | 1 | 1.00 | 0.76 |" in md and "| a | seen | 1 | 1.00 | 0.76 |" in md
     assert "run 1" in md and "run 2" in md and "**1.00**" in md
+
+
+def test_a_trial_binds_the_plan_as_the_main_job_does(tmp_path: Path, monkeypatch) -> None:
+    # the brush carried to the pan, used on it and put down: it stays in the hand between those steps, as in
+    # `python main.py`; a bench that let go of it after each step measured another robot
+    import contextlib
+
+    from agents.state import StepResult
+    from bench.adapter_eval import run_trial
+    from core.skills import PlanStep, TaskPlan
+
+    steps = [PlanStep(index=0, subtask="grasp the brush", skill_id="g", phase="grasping", master="brush"),
+             *[PlanStep(index=i, subtask=t, skill_id=f"m{i}", phase="manipulation", master="pan", slave="brush")
+               for i, t in enumerate(("move the brush to the pan", "use the brush on the pan",
+                                      "put the brush down by the pan"), start=1)]]
+    plan = TaskPlan(task="brush_pan", goal="brush the pan", steps=steps)
+
+    class Memory:
+        def get_plan(self, task: str) -> TaskPlan:
+            return plan
+
+    bound = []
+    monkeypatch.setattr("memory.store.open_memory", lambda _s: contextlib.nullcontext(Memory()))
+    monkeypatch.setattr("agents.adapter.run_step",
+                        lambda step, _ctx: bound.append(step) or StepResult(index=step.index, status="achieved"))
+    out = run_trial("brush_pan", "seen", 1, tmp_path)
+    assert out.error is None and out.verdict
+    assert [b.keep_holding for b in bound] == [False, True, True, False]
