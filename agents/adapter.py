@@ -183,6 +183,9 @@ class StepAdapter(AdapterExecution):
                 q["demo_keypoints"] = demo
                 q["adapted_keypoints"] = [tuple(float(v) for v in p) for p in self._adapted_keypoints(live, demo)]
                 q["sweep"] = is_oscillating_program(skill.manipulation.program)
+                if skill.slave is not None and live.shape_args:
+                    q["demo_slave_size"] = tuple(float(v) for v in skill.slave.bbox_size)
+                    q["scene_slave_size"] = tuple(float(v) for v in live.shape_args[0]["slave"])
         q["image_paths"] = self._renders(live, k)
         return CompareQuestion(**q)
 

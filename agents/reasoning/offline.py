@@ -198,7 +198,7 @@ class OfflineReasoner(BaseReasoner):
                     # compare shapes after removing the start (the layout relative to the master's box)
                     err = float(np.median(np.linalg.norm((d - d[0]) - (a - a[0]), axis=1)))
                     goes = float(np.linalg.norm(d[-1] - d[0])) > LAYOUT_TOL  # not a closed path (a pour)
-                    if goes and float(np.linalg.norm(d[-1] - a[-1])) <= LAYOUT_TOL:
+                    if goes and _end_matches(q):
                         # it ends where the demo ended on the master (a block set on the other block): a path
                         # from another start differs because the object stood elsewhere, and scaling it about
                         # that start would move the end off the target (stack_block unseen: 2/10 with, 10/10
@@ -306,3 +306,21 @@ def _describe_program(family: str, q: TrajectoryQuestion) -> str:
 
 
 __all__ = ["OfflineReasoner", "SOURCE", "PlanStep"]
+
+
+def _end_matches(q: CompareQuestion) -> bool:
+    """Does the adapted motion end where the demonstrated one ended, relative to the master?
+
+    Where one object comes to rest on or against another, the offset of its centre from the other's
+    scales with both their sizes (a block's centre sits half its height plus half the other's above the
+    other's centre): the ends are compared in units of the two half-sizes summed, per axis. A 3 cm block
+    set on a 7 cm one ends 0.7 of the master's height up, where the demo's equal blocks ended 1.0 up: the
+    same place on the master, not a different layout. Without the slave's sizes, in the master's."""
+    d_end, a_end = np.asarray(q.demo_keypoints[-1]), np.asarray(q.adapted_keypoints[-1])
+    d_unit, a_unit = np.asarray(q.demo_master_size, float), np.asarray(q.scene_master_size, float)
+    if q.demo_slave_size is not None and q.scene_slave_size is not None:
+        d_unit = (d_unit + np.asarray(q.demo_slave_size, float)) / 2.0
+        a_unit = (a_unit + np.asarray(q.scene_slave_size, float)) / 2.0
+    d = d_end / np.maximum(d_unit, MIN_EXTENT_M)
+    a = a_end / np.maximum(a_unit, MIN_EXTENT_M)
+    return float(np.linalg.norm(d - a)) <= LAYOUT_TOL

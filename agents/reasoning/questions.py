@@ -153,6 +153,8 @@ class CompareQuestion(BaseModel):
     round: int = Field(0, ge=0)
     demo_master_size: Vec3
     scene_master_size: Vec3
+    demo_slave_size: Vec3 | None = Field(None, description="the demonstrated slave's bbox size (manipulation)")
+    scene_slave_size: Vec3 | None = Field(None, description="the slave's bbox size in this scene (manipulation)")
     demo_keypoints: list[Vec3] = Field(default_factory=list, description="demonstrated slave keypoints, master frame")
     adapted_keypoints: list[Vec3] = Field(default_factory=list, description="adapted slave keypoints, master frame")
     sweep: bool = Field(False, description="an oscillating motion (a scrub): compare the regions swept on the "

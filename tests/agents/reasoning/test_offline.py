@@ -220,3 +220,22 @@ def test_compare_accepts_a_carry_from_another_start_that_ends_where_the_demo_end
     beside = [(x + 0.0, y + 0.06 * s, z) for (x, y, z), s in zip(other, t, strict=True)]
     bad = reasoner.compare(CompareQuestion(**base, adapted_keypoints=beside))
     assert not bad.acceptable
+
+
+def test_compare_accepts_a_small_block_set_on_a_big_one_where_the_program_puts_it(reasoner):
+    # demo: 4.3 cm blocks, the carried one ends 4.6 cm above the other's centre (their half-heights + 3 mm);
+    # scene: a 3.1 cm block onto a 5.8 cm one ends 4.8 cm up. In the master's heights alone that is 1.07 vs
+    # 0.83 "bbox fractions" apart, yet it is the same place: on top, as the program's size expressions say
+    t = np.linspace(0.0, 1.0, 10)
+    demo = [(0.2 * (1 - x), 0.0, 0.046 + 0.1 * np.sin(np.pi * x)) for x in t]
+    other = [(0.0, -0.15 * (1 - x), 0.048 + 0.1 * np.sin(np.pi * x)) for x in t]
+    base = dict(skill_id="s", subtask="stack", phase=Phase.manipulation, demo_master_size=(0.052, 0.052, 0.043),
+                scene_master_size=(0.072, 0.074, 0.058), demo_keypoints=demo, reachable=[True] * 10)
+    sizes = dict(demo_slave_size=(0.048, 0.049, 0.043), scene_slave_size=(0.040, 0.037, 0.031))
+    ok = reasoner.compare(CompareQuestion(**base, **sizes, adapted_keypoints=other))
+    assert ok.acceptable and ok.revision.is_identity()
+    # without the slaves' sizes the master's alone are the unit, and the end looks elsewhere
+    assert not reasoner.compare(CompareQuestion(**base, adapted_keypoints=other)).acceptable
+    # a carry that ends beside the big block is still caught
+    beside = [(x, y + 0.07 * s, z - 0.03 * s) for (x, y, z), s in zip(other, t, strict=True)]
+    assert not reasoner.compare(CompareQuestion(**base, **sizes, adapted_keypoints=beside)).acceptable
