@@ -86,7 +86,10 @@ HAND_VOXEL_M = 0.006
 #    the 2 cm contact; holds not lost when the hand hovers 2-4 cm from the model); canonical x = long side.
 # 5: canonical x back to the edge pointing at the robot base (4 without the long-side rule).
 # 6: a push's hand trajectory in the pushed object's frame at the start of the push.
-GROUNDER_VERSION = "9"
+# 8: halt rule for contact begins (reverted in 9: it took pauses above the target for touches).
+# 10: a contact begins where the approach is first blocked (the pair still moving relative to each other,
+#     the gap no longer closing, within 1 cm: a brush sliding over a pan's rim), parsing._blocked_touch.
+GROUNDER_VERSION = "10"
 
 
 @runtime_checkable

@@ -49,8 +49,10 @@ def _parse(
     """Hand intervals, contact events, raw segments and parents; sets the descriptors' parents."""
     objects = sorted(first.descriptors)
     hand_iv = find_grasps(rec, poses, width=gripper.width)
-    # events: object-object (and object-table) 2 cm crossings, plus the hand's refined grasp/push spans
-    events = [e for e in contact_events(rec, times) if HAND not in (e.a, e.b)] + hand_events(hand_iv, times)
+    # events: object-object (and object-table) 2 cm contacts, begun where they touch (settle or blocked
+    # approach: parsing.contact_events), plus the hand's refined grasp/push spans
+    events = [e for e in contact_events(rec, times, poses=poses) if HAND not in (e.a, e.b)]
+    events += hand_events(hand_iv, times)
     events.sort(key=lambda e: (e.frame, e.a, e.b))
     raw = segment_video(hand_iv, gripper.grasp_point, n, events, object_poses=poses, distances=rec.d)
     parents = labelling.find_parents([first.descriptors[o] for o in objects], first.clouds)
