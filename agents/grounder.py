@@ -13,7 +13,8 @@ Pipeline, one pass over the frames:
    parts, first-frame relations, landmarks (objects that never moved: `fixed_objects`);
 5. the reasoner answers the typed questions: the task (TaskQuestion -> TaskRecognition) and each
    segment's phase, master, slave and text (SegmentQuestion -> SegmentLabel);
-6. interactions: T_object_gripper for grasps, T_master_slave(t) (+ T_slave_gripper) for manipulations.
+6. interactions: T_object_gripper for grasps, T_master_slave(t) (+ T_slave_gripper) for manipulations;
+   a manipulation segment's master and slave contents at its start and end (agents/grounding_contents.py).
 
 Round objects (footprint aspect < tracking.ROUND_ASPECT) not held: ICP may spin them about the
 vertical (unobservable for a round shape; a pressed button half hidden by the finger), so a
@@ -45,6 +46,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from agents.grounding_contents import ContentsMeter
 from agents.grounding_frames import MIN_OBJECT_POINTS as MIN_OBJECT_POINTS
 from agents.grounding_frames import _first_views, _Frame0, _init_first_frame, _object_clouds
 from agents.grounding_segments import FIXED_DEG as FIXED_DEG
@@ -61,6 +63,7 @@ from core.grounding import (
     GROUNDED_JSON,
     GroundedDemo,
     Interaction,
+    Phase,
     Segment,
     SegmentLabel,
     SegmentQuestion,
@@ -88,8 +91,10 @@ HAND_VOXEL_M = 0.006
 # 6: a push's hand trajectory in the pushed object's frame at the start of the push.
 # 8: halt rule for contact begins (reverted in 9: it took pauses above the target for touches).
 # 10: a contact begins where the approach is first blocked (the pair still moving relative to each other,
-#     the gap no longer closing, within 1 cm: a brush sliding over a pan's rim), parsing._blocked_touch.
-GROUNDER_VERSION = "10"
+#     the gap no longer closing, within the distance models' 6 mm voxel: a brush sliding over a pan's rim),
+#     parsing._blocked_touch.
+# 11: manipulation segments record their master's and slave's contents at start and end (a pour).
+GROUNDER_VERSION = "11"
 
 
 @runtime_checkable
@@ -252,6 +257,8 @@ def ground(
     files: dict[str, bytes] = {f"crops/{o}.png": b for o, b in first.crops.items()}
     need = sorted({r.end_frame for r in raw} | {r.start_frame for r in raw})
     key_frames = {i: source.frame(i) for i in need}
+    segmenter.reset()
+    meter = ContentsMeter(key_frames, segmenter, prompts, poses, descriptors)
     with tempfile.TemporaryDirectory(prefix="vlmimic-ground-") as tmp:
         for k, r in enumerate(raw):
             q = _segment_question(k, r, recognition.task, descriptors, parents, hand_iv, poses, events, first,
@@ -268,6 +275,9 @@ def ground(
                 phase=label.phase, master=label.master, slave=label.slave, text=label.text,
                 keyframes=r.keyframes, hand_path_m=r.hand_path_m,
             )
+            if seg.phase == Phase.manipulation:  # a pour changes what the objects hold, not where they are
+                seg.master_contents = meter.segment(seg.master, seg.start_frame, seg.end_frame)
+                seg.slave_contents = meter.segment(seg.slave, seg.start_frame, seg.end_frame)
             segments.append(seg)
             inter = _interaction(seg, r, hand_iv, poses, gripper, times)
             if inter is not None:

@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.contents import SegmentContents
 from core.errors import DemoFormatError
 from core.geometry import Pose
 
@@ -87,6 +88,11 @@ class Segment(BaseModel):
     text: str = ""
     keyframes: list[int] = Field(default_factory=list, description="frames that summarise the segment")
     hand_path_m: float = Field(0.0, ge=0, description="length of the hand's path during the segment")
+    master_contents: SegmentContents | None = Field(
+        None, description="what the master holds at the segment's start and end frames (tools.perception.contents); "
+        "manipulation segments only; None in groundings older than grounder version 11")
+    slave_contents: SegmentContents | None = Field(
+        None, description="the same for the slave (None for the hand)")
 
 
 class GraspInteraction(BaseModel):
