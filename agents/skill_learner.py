@@ -15,6 +15,8 @@
    One exception, said in the notes and the semantic constraint: when the demos end at clearly
    different places relative to the master (a brush put back wherever it was picked up), the place
    is a free choice, so the shape is checked with each demo's own end (fit.fit_error `free_end`).
+4. A manipulation whose demos consistently moved contents from the slave into the master (a pour:
+   the master's seen surface rose) stores the expected transfer (agents/skill_contents.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.reasoning.protocol import Reasoner
 from agents.reasoning.questions import GraspQuestion, GraspSample, KeypointTrack, TrajectoryQuestion
+from agents.skill_contents import content_transfer
 from core.errors import VLMimicError
 from core.grounding import HAND, GraspInteraction, GroundedDemo, ManipulationInteraction, Phase, Segment
 from core.skills import (
@@ -346,6 +349,11 @@ def _learn_manipulation(sid: str, task: str, subtask: str, rows: list[tuple[Grou
                              f"mean) relative to the {master.name}: a free choice of place, not a target; the "
                              f"program ends at their mean place and its fit ({both.median_m * 1000:.1f} mm) is "
                              "measured with each demo's own end")
+    transfer = content_transfer([seg for _, seg in rows])
+    if transfer is not None:
+        notes.append(f"{subtask}: the {master.name} gained contents in {transfer.demos} of the {transfer.of_demos} "
+                     f"demos that show its inside (median {transfer.master_gain_m3 * 1e6:.0f} cm^3): the review "
+                     f"checks it receives at least {transfer.min_share:.0%} of that")
     if report.median_m > max_err:
         raise SkillLearningError(
             f"subtask {subtask!r}: trajectory fit error {report.median_m * 100:.1f} cm is over the "
@@ -379,6 +387,7 @@ def _learn_manipulation(sid: str, task: str, subtask: str, rows: list[tuple[Grou
             keypoints=[Pose(position=tuple(float(v) for v in p), quaternion=ref.quaternions[k])
                        for k, p in enumerate(mean_kp)],
             free_place_spread_m=None if place_spread is None else round(float(place_spread), 4),
+            content_transfer=transfer,
         ),
         provenance=Provenance(demo_ids=[t.demo_id for t in tracks], fit_error_m=report.median_m,
                               fit_error_start_m=free.median_m, excluded_demos=excluded,

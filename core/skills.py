@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.contents import ContentTransfer
 from core.geometry import Pose
 from core.grounding import ObjectDescriptor, Phase
 from core.program import TrajectoryProgram
@@ -91,6 +92,9 @@ class ManipulationConstraint(BaseModel):
     free_place_spread_m: float | None = Field(
         None, description="the demos set the object down at places this far apart (median from their mean) "
         "relative to the master: the end place is a free choice near it, not a target")
+    content_transfer: ContentTransfer | None = Field(
+        None, description="the demos moved contents from the slave into the master (a pour): the review checks "
+        "that the master received a comparable share; None = no transfer shown (and in memories learned before)")
 
 
 class Provenance(BaseModel):
