@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.adapter_contents import judge_transfer, read_contents
 from agents.adapter_planning import AdapterPlanning
 from agents.adapter_state import (
     APPROACH_SPEED,
@@ -122,6 +123,9 @@ class AdapterExecution(AdapterPlanning):
             if np.linalg.norm(d) > 1e-6:
                 direction = d / np.linalg.norm(d)
                 live.before_support = float(np.max(slave.points @ direction))
+        transfer = live.skill.manipulation.content_transfer if live.skill.manipulation else None
+        master_obj = live.scene.objects.get(step.master or live.skill.master.name)
+        contents_before = self._contents(master_obj) if transfer is not None else None
         r = self._move(live.trajectory, HELD_SPEED)
         ee_end = robot.ee_pose().matrix()
         held_end = None if hand else bool(robot.is_grasping())
@@ -165,7 +169,26 @@ class AdapterExecution(AdapterPlanning):
         facts.update(expected_motion_m=j.expected_motion_m, achieved_motion_m=j.achieved_motion_m,
                      expected_rotation_deg=j.expected_rotation_deg, achieved_rotation_deg=j.achieved_rotation_deg,
                      subgoal_met=j.enough, message=(facts["message"] + "; " + j.message).strip("; "))
+        if transfer is not None and master_obj is not None:
+            # the arm is out of the view now (the placed slave was measured with it folded away)
+            after = self._contents(master_obj)
+            if after is not None:
+                c = judge_transfer(transfer, contents_before, after, master_obj.name)
+                msg = c.pop("message")
+                facts.update(c, message=(facts["message"] + "; " + msg).strip("; "))
+                if c.get("contents_transferred") is False:
+                    facts["subgoal_met"] = False
         return ExecutionFacts(**facts)
+
+    def _contents(self, obj: Any) -> Any:
+        """The contents reading of `obj` in a fresh frame, or None when it cannot be taken."""
+        if obj is None or self.ctx.camera is None:
+            return None
+        try:
+            return read_contents(self.ctx.camera, self._segmenter(), obj)
+        except Exception as e:  # noqa: BLE001 - no reading means no verdict on contents, not a failed step
+            self._event("adapter_error", message=f"contents of the {obj.name} not measured: {type(e).__name__}: {e}")
+            return None
 
     def _rests(self, live: _Live) -> bool:
         """Release the slave where the motion ends? Yes for a part (drawer, door, knob) and for an object

@@ -236,6 +236,11 @@ class OfflineReasoner(BaseReasoner):
             off = (0.0, 0.0, -0.1) if (0.0, 0.0, -0.1) not in tried_offsets else (0.0, 0.0, 0.1)
             cause, rev, why = "missed_grasp", Revision(grasp_offset=off, next_grasp_candidate=True), \
                 "the fingers closed on nothing; shift the grasp and try the next cell"
+        elif f.contents_transferred is False:
+            # a spill cannot be retried: what left the source is on the table, and the source is empty
+            share = "" if f.contents_share is None else f" ({f.contents_share:.0%} of what the demos poured)"
+            cause, rev, why = "contents_lost", Revision(), \
+                f"the contents did not reach the target{share}; the source is emptied, pouring again cannot help"
         elif f.object_held_at_end is False:
             cause, rev, why = "slip", Revision(grasp_force_scale=1.5, trajectory_scale=0.9), \
                 "the object left the hand during the motion; grip harder and move less"
@@ -255,7 +260,8 @@ class OfflineReasoner(BaseReasoner):
         else:
             cause, rev, why = "unknown", Revision(next_grasp_candidate=True), \
                 "no fact explains the failure; try the next grasp candidate"
-        give_up = len(q.previous) >= 2 and all(not r.is_identity() for r in q.previous) and cause == "unknown"
+        give_up = (len(q.previous) >= 2 and all(not r.is_identity() for r in q.previous) and cause == "unknown") \
+            or cause == "contents_lost"
         return DiagnoseAnswer(cause=cause, explanation=why, revision=rev.model_copy(update={"note": why}),
                               give_up=give_up, reasoning=f"rule for {cause} from the execution facts", source=SOURCE)
 

@@ -184,6 +184,13 @@ class ExecutionFacts(BaseModel):
     expected_rotation_deg: float | None = None
     achieved_rotation_deg: float | None = None
     subgoal_met: bool | None = None
+    contents_expected_m3: float | None = Field(
+        None, description="volume the demos poured into the master (median); None when the skill moves no contents")
+    contents_gained_m3: float | None = Field(None, description="volume the master gained in this attempt (measured)")
+    contents_share: float | None = Field(
+        None, description="contents_gained_m3 / contents_expected_m3; below the skill's minimum the step failed")
+    contents_transferred: bool | None = Field(
+        None, description="False: the master did not receive the contents (spilled or not poured); None: not checked")
     message: str = ""
 
 
@@ -197,7 +204,7 @@ class DiagnoseQuestion(BaseModel):
 
 
 Cause = Literal["missed_grasp", "slip", "too_little_motion", "too_much_motion", "collision", "unreachable",
-                "unknown", "none"]
+                "contents_lost", "unknown", "none"]
 
 
 class DiagnoseAnswer(_Answer):
