@@ -78,6 +78,18 @@ def test_grasp_and_trajectory_interactions(grounded: GroundedDemo) -> None:
     assert yaw == pytest.approx(30.0, abs=3.0)
 
 
+def test_manipulation_segments_record_what_master_and_slave_hold(demo: Path, grounded: GroundedDemo) -> None:
+    grasp, place = grounded.segments
+    assert grasp.master_contents is None  # only manipulations: a grasp moves nothing into anything
+    mc = place.master_contents
+    assert mc is not None and place.slave_contents is not None
+    # the plate is seen from above at both ends; a cube set on it is not contents (it stands above its rim)
+    assert mc.start.seen and mc.end.seen
+    assert abs(mc.gain_m3()) < 0.2 * mc.start.volume_m3
+    loaded = GroundedDemo.load(demo)
+    assert loaded.segments[1].master_contents == mc
+
+
 def test_saved_and_loaded_identically(demo: Path, grounded: GroundedDemo) -> None:
     folder = demo / GROUNDED_DIR
     assert (folder / "grounded.json").is_file() and (folder / "tracks.npz").is_file()
