@@ -3,24 +3,54 @@
 Moving the slave over the master and back proves nothing about what was poured: a spilled pour ends in
 the same place. So, for a skill whose demos moved contents (`ManipulationConstraint.content_transfer`),
 the master's contents are read before the motion and after it (with the arm folded out of the view),
-in the master's frame perceived before the step (one frame for both readings, so their difference is
-what it gained), and the step counts only when it gained at least `min_share` of the demos' median gain.
+both in one frame of the master, so their difference is what it gained; the step counts only when it
+gained at least the transfer's `min_share` of the demos' median gain.
+
+"Before" is read at the step's start; when the arm holding the slave hides the master's inside then,
+the run's last reading of it that saw inside (its first clear look, or an earlier review) stands in,
+provided the master has not moved since (`SAME_PLACE_M`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
+from agents.adapter_state import SAME_PLACE_M
 from core.contents import ContentsReading, ContentTransfer
 from tools.perception.contents import measure_contents, not_contents
 from tools.perception.scene import PerceivedObject
 
+Reading = tuple[np.ndarray, ContentsReading]  # (T_world_object it was measured in, the reading)
 
-def read_contents(camera: Any, segmenter: Any, obj: PerceivedObject) -> ContentsReading:
-    """`obj`'s contents in a fresh frame of `camera` (every labelled thing but `obj` excluded)."""
+
+def read_contents(camera: Any, segmenter: Any, objects: Iterable[tuple[str, np.ndarray, Any]]) -> dict[str, Reading]:
+    """(name, T_world_object, bbox size) -> its contents in ONE fresh frame of `camera` (one segmentation)."""
     frame = camera.capture()
     masks = segmenter.segment(frame, ())
-    return measure_contents([(frame, not_contents(masks, obj.name))], obj.T_world_object, obj.size)
+    out: dict[str, Reading] = {}
+    for name, T, size in objects:
+        out[name] = (np.asarray(T, dtype=float), measure_contents([(frame, not_contents(masks, name))], T, size))
+    return out
+
+
+def remember(store: dict[str, Reading], readings: dict[str, Reading]) -> None:
+    """Keep the readings that saw inside (a hidden inside says nothing about what it holds)."""
+    for name, (T, r) in readings.items():
+        if r.seen:
+            store[name] = (T, r)
+
+
+def baseline(store: dict[str, Reading], obj: PerceivedObject, fresh: Reading | None) -> Reading | None:
+    """The master's "before": the fresh reading if it saw inside, else the run's last one in the same place."""
+    if fresh is not None and fresh[1].seen:
+        return fresh
+    old = store.get(obj.name)
+    if old is not None and float(np.linalg.norm(old[0][:3, 3] - obj.T_world_object[:3, 3])) < SAME_PLACE_M:
+        return old
+    return fresh
 
 
 def judge_transfer(transfer: ContentTransfer, start: ContentsReading | None, end: ContentsReading,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.adapter_contents import judge_transfer, read_contents
+from agents.adapter_contents import Reading, baseline, judge_transfer, read_contents, remember
 from agents.adapter_planning import AdapterPlanning
 from agents.adapter_state import (
     APPROACH_SPEED,
@@ -125,7 +125,10 @@ class AdapterExecution(AdapterPlanning):
                 live.before_support = float(np.max(slave.points @ direction))
         transfer = live.skill.manipulation.content_transfer if live.skill.manipulation else None
         master_obj = live.scene.objects.get(step.master or live.skill.master.name)
-        contents_before = self._contents(master_obj) if transfer is not None else None
+        contents_before = None
+        if transfer is not None and master_obj is not None:
+            fresh = self._contents(master_obj.name, master_obj.T_world_object, master_obj.size)
+            contents_before = baseline(self.memo.contents, master_obj, fresh)
         r = self._move(live.trajectory, HELD_SPEED)
         ee_end = robot.ee_pose().matrix()
         held_end = None if hand else bool(robot.is_grasping())
@@ -170,25 +173,33 @@ class AdapterExecution(AdapterPlanning):
                      expected_rotation_deg=j.expected_rotation_deg, achieved_rotation_deg=j.achieved_rotation_deg,
                      subgoal_met=j.enough, message=(facts["message"] + "; " + j.message).strip("; "))
         if transfer is not None and master_obj is not None:
-            # the arm is out of the view now (the placed slave was measured with it folded away)
-            after = self._contents(master_obj)
+            # the arm is out of the view now (the placed slave was measured with it folded away); measured
+            # in the frame "before" was, so the difference is what the master gained
+            T = contents_before[0] if contents_before is not None else master_obj.T_world_object
+            after = self._contents(master_obj.name, T, master_obj.size)
             if after is not None:
-                c = judge_transfer(transfer, contents_before, after, master_obj.name)
+                c = judge_transfer(transfer, None if contents_before is None else contents_before[1], after[1],
+                                   master_obj.name)
+                self._event("tool_result", tool="contents", duration_s=0.0, result={
+                    "object": master_obj.name, "after": after[1].model_dump(),
+                    "before": None if contents_before is None else contents_before[1].model_dump()})
                 msg = c.pop("message")
                 facts.update(c, message=(facts["message"] + "; " + msg).strip("; "))
                 if c.get("contents_transferred") is False:
                     facts["subgoal_met"] = False
         return ExecutionFacts(**facts)
 
-    def _contents(self, obj: Any) -> Any:
-        """The contents reading of `obj` in a fresh frame, or None when it cannot be taken."""
-        if obj is None or self.ctx.camera is None:
+    def _contents(self, name: str, T_world_object: np.ndarray, size: Any) -> Reading | None:
+        """`name`'s contents in a fresh frame (remembered when its inside is seen), or None when not taken."""
+        if self.ctx.camera is None:
             return None
         try:
-            return read_contents(self.ctx.camera, self._segmenter(), obj)
+            got = read_contents(self.ctx.camera, self._segmenter(), [(name, T_world_object, size)])
         except Exception as e:  # noqa: BLE001 - no reading means no verdict on contents, not a failed step
-            self._event("adapter_error", message=f"contents of the {obj.name} not measured: {type(e).__name__}: {e}")
+            self._event("adapter_error", message=f"contents of the {name} not measured: {type(e).__name__}: {e}")
             return None
+        remember(self.memo.contents, got)
+        return got[name]
 
     def _rests(self, live: _Live) -> bool:
         """Release the slave where the motion ends? Yes for a part (drawer, door, knob) and for an object

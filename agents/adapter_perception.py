@@ -8,6 +8,7 @@ import numpy as np
 
 from agents.adapter_base import AdapterBase
 from agents.adapter_compose import _within
+from agents.adapter_contents import read_contents, remember
 from agents.adapter_state import (
     APPROACH_SPEED,
     OBSERVE_QS,
@@ -68,6 +69,16 @@ class AdapterPerception(AdapterBase):
             if n in self.memo.frames:
                 scene.objects[n] = self.memo.frames[n]
                 scene.missing.remove(n)
+        if first:
+            # what every object holds while the view is clear: the baseline a later pour is judged against
+            # when the arm then hides a container's inside (agents/adapter_contents.py); one segmentation
+            try:
+                remember(self.memo.contents, read_contents(
+                    self.ctx.camera, self._segmenter(),
+                    [(n, o.T_world_object, o.size) for n, o in scene.objects.items()]))
+            except Exception as e:  # noqa: BLE001 - no baseline only means a later pour may go unjudged
+                self._event("tool_result", tool="contents", duration_s=0.0,
+                            result=f"contents not measured at the first look: {type(e).__name__}: {e}")
         return scene
 
     def _as_placed(self, obj: PerceivedObject) -> PerceivedObject:

@@ -12,6 +12,7 @@ import numpy as np
 
 from agents.reasoning.questions import Revision
 from agents.state import StepBinding
+from core.contents import ContentsReading
 from core.errors import VLMimicError
 from core.geometry import Pose
 from core.skills import Skill
@@ -108,6 +109,10 @@ class _RunMemory:
     # the bbox size it had when grasped)
     placed: dict[str, tuple[np.ndarray, tuple[float, float, float]]] = field(default_factory=dict)
     timings: list[dict[str, float]] = field(default_factory=list)  # per step: perception/adaptation/planning/motion
+    # per object, its latest contents reading whose inside was seen, and the frame it was measured in: the
+    # run's first (clear) look, then each review's. A step's "before" falls back on it when the arm holding
+    # the slave hides the master's inside at the step's start (agents/adapter_contents.py).
+    contents: dict[str, tuple[np.ndarray, ContentsReading]] = field(default_factory=dict)
 
 
 def run_memory(ctx: Any) -> _RunMemory:

@@ -83,3 +83,30 @@ def test_the_diagnose_gives_up_on_a_spill_instead_of_pouring_again() -> None:
     a = OfflineReasoner().diagnose(DiagnoseQuestion(skill_id="s", subtask="pour", facts=facts))
     assert a.cause == "contents_lost" and a.give_up
     assert "4%" in a.explanation
+
+
+def _obj(x: float):  # noqa: ANN202
+    import numpy as np
+
+    from core.geometry import Pose
+    from core.grounding import ObjectDescriptor
+    from tools.perception.scene import PerceivedObject
+
+    T = np.eye(4)
+    T[0, 3] = x
+    d = ObjectDescriptor(name="cup_target", T_world_object=Pose.from_matrix(T), bbox_size=(0.09, 0.09, 0.08),
+                         color_rgb=(0, 200, 0))
+    return PerceivedObject(descriptor=d, points=np.zeros((0, 3)))
+
+
+def test_a_hidden_inside_at_the_start_falls_back_on_the_runs_last_clear_reading_of_the_same_place() -> None:
+    import numpy as np
+
+    from agents.adapter_contents import baseline
+
+    clear = (np.eye(4), _reading(0.014))
+    hidden = (np.eye(4), _reading(None))
+    assert baseline({"cup_target": clear}, _obj(0.0), hidden) is clear
+    assert baseline({"cup_target": clear}, _obj(0.0), (np.eye(4), _reading(0.02)))[1].level_m == 0.02
+    # the master moved since that reading: it no longer says what it holds where it stands
+    assert baseline({"cup_target": clear}, _obj(0.2), hidden) is hidden
