@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from agents.adapter_state import SAME_PLACE_M
+from agents.skill_contents import CLEAR_RISE_FILL
 from core.contents import ContentsReading, ContentTransfer
 from tools.perception.contents import measure_contents, not_contents
 from tools.perception.scene import PerceivedObject
@@ -53,10 +54,20 @@ def baseline(store: dict[str, Reading], obj: PerceivedObject, fresh: Reading | N
     return fresh
 
 
+def slave_emptied(before: ContentsReading, after: ContentsReading, height_m: float) -> bool | None:
+    """Did the slave pour out what it held? True: its seen level fell clearly; False: it did not (it still
+    holds it: the pour did not happen, and another try may work); None: its inside was not seen both times."""
+    if before.level_m is None or after.level_m is None:
+        return None
+    return before.level_m - after.level_m >= CLEAR_RISE_FILL * height_m
+
+
 def judge_transfer(transfer: ContentTransfer, start: ContentsReading | None, end: ContentsReading,
-                   master: str) -> dict[str, Any]:
-    """ExecutionFacts fields (and a message) for the contents the master received."""
+                   master: str, slave: tuple[ContentsReading, ContentsReading, float] | None = None) -> dict[str, Any]:
+    """ExecutionFacts fields (and a message) for the contents the master received (`slave`: its readings
+    before and after and its height, when it was seen)."""
     nice = master.replace("_", " ")
+    emptied = None if slave is None else slave_emptied(*slave)
     if start is None or start.volume_m3 is None or end.volume_m3 is None:
         # the camera does not see into the master (a deep cup from a low view): no verdict either way
         return {"contents_expected_m3": transfer.master_gain_m3,
@@ -67,5 +78,7 @@ def judge_transfer(transfer: ContentTransfer, start: ContentsReading | None, end
     msg = (f"the {nice} holds {max(share, 0.0):.0%} of what the demos poured into it "
            f"({gained * 1e6:.1f} of {transfer.master_gain_m3 * 1e6:.1f} cm^3 seen; at least "
            f"{transfer.min_share:.0%} needed)")
+    if not ok and emptied is not None:
+        msg += "; the slave " + ("is emptied: its contents went elsewhere" if emptied else "still holds its contents")
     return {"contents_expected_m3": transfer.master_gain_m3, "contents_gained_m3": round(gained, 9),
-            "contents_share": round(share, 3), "contents_transferred": ok, "message": msg}
+            "contents_share": round(share, 3), "contents_transferred": ok, "slave_emptied": emptied, "message": msg}

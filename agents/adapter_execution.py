@@ -127,8 +127,10 @@ class AdapterExecution(AdapterPlanning):
         master_obj = live.scene.objects.get(step.master or live.skill.master.name)
         contents_before = None
         if transfer is not None and master_obj is not None:
-            fresh = self._contents(master_obj.name, master_obj.T_world_object, master_obj.size)
-            contents_before = baseline(self.memo.contents, master_obj, fresh)
+            fresh = self._contents([(master_obj.name, master_obj.T_world_object, master_obj.size)])
+            contents_before = baseline(self.memo.contents, master_obj, fresh.get(master_obj.name))
+            # the slave is in the hand now: what it held is its reading at the run's clear first look
+            slave_before = self.memo.contents.get(step.slave or "")
         r = self._move(live.trajectory, HELD_SPEED)
         ee_end = robot.ee_pose().matrix()
         held_end = None if hand else bool(robot.is_grasping())
@@ -176,30 +178,41 @@ class AdapterExecution(AdapterPlanning):
             # the arm is out of the view now (the placed slave was measured with it folded away); measured
             # in the frame "before" was, so the difference is what the master gained
             T = contents_before[0] if contents_before is not None else master_obj.T_world_object
-            after = self._contents(master_obj.name, T, master_obj.size)
+            looks = [(master_obj.name, T, master_obj.size)]
+            slave_now = self.memo.frames.get(step.slave or "")  # where the slave was seen set down
+            if slave_before is not None and slave_now is not None:
+                looks.append((slave_now.name, slave_now.T_world_object, slave_now.size))
+            readings = self._contents(looks)
+            after = readings.get(master_obj.name)
             if after is not None:
+                slave_after = readings.get(step.slave or "")
                 c = judge_transfer(transfer, None if contents_before is None else contents_before[1], after[1],
-                                   master_obj.name)
+                                   master_obj.name,
+                                   slave=None if slave_before is None or slave_after is None or slave_now is None
+                                   else (slave_before[1], slave_after[1], float(slave_now.size[2])))
                 self._event("tool_result", tool="contents", duration_s=0.0, result={
                     "object": master_obj.name, "after": after[1].model_dump(),
-                    "before": None if contents_before is None else contents_before[1].model_dump()})
+                    "before": None if contents_before is None else contents_before[1].model_dump(),
+                    "slave_before": None if slave_before is None else slave_before[1].model_dump(),
+                    "slave_after": None if slave_after is None else slave_after[1].model_dump()})
                 msg = c.pop("message")
                 facts.update(c, message=(facts["message"] + "; " + msg).strip("; "))
                 if c.get("contents_transferred") is False:
                     facts["subgoal_met"] = False
         return ExecutionFacts(**facts)
 
-    def _contents(self, name: str, T_world_object: np.ndarray, size: Any) -> Reading | None:
-        """`name`'s contents in a fresh frame (remembered when its inside is seen), or None when not taken."""
+    def _contents(self, objects: list[tuple[str, np.ndarray, Any]]) -> dict[str, Reading]:
+        """(name, T_world_object, size) -> contents in one fresh frame (remembered when the inside is seen);
+        empty when no reading can be taken."""
         if self.ctx.camera is None:
-            return None
+            return {}
         try:
-            got = read_contents(self.ctx.camera, self._segmenter(), [(name, T_world_object, size)])
+            got = read_contents(self.ctx.camera, self._segmenter(), objects)
         except Exception as e:  # noqa: BLE001 - no reading means no verdict on contents, not a failed step
-            self._event("adapter_error", message=f"contents of the {name} not measured: {type(e).__name__}: {e}")
-            return None
+            self._event("adapter_error", message=f"contents not measured: {type(e).__name__}: {e}")
+            return {}
         remember(self.memo.contents, got)
-        return got[name]
+        return got
 
     def _rests(self, live: _Live) -> bool:
         """Release the slave where the motion ends? Yes for a part (drawer, door, knob) and for an object

@@ -236,6 +236,10 @@ class OfflineReasoner(BaseReasoner):
             off = (0.0, 0.0, -0.1) if (0.0, 0.0, -0.1) not in tried_offsets else (0.0, 0.0, 0.1)
             cause, rev, why = "missed_grasp", Revision(grasp_offset=off, next_grasp_candidate=True), \
                 "the fingers closed on nothing; shift the grasp and try the next cell"
+        elif f.contents_transferred is False and f.slave_emptied is False:
+            # nothing left the slave: the pour did not tilt far enough; tilting further may work
+            cause, rev, why = "too_little_motion", Revision(angle_scale=1.2), \
+                "the slave still holds its contents and the master received none; tilt further"
         elif f.contents_transferred is False:
             # a spill cannot be retried: what left the source is on the table, and the source is empty
             share = "" if f.contents_share is None else f" ({f.contents_share:.0%} of what the demos poured)"

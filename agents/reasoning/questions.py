@@ -191,6 +191,9 @@ class ExecutionFacts(BaseModel):
         None, description="contents_gained_m3 / contents_expected_m3; below the skill's minimum the step failed")
     contents_transferred: bool | None = Field(
         None, description="False: the master did not receive the contents (spilled or not poured); None: not checked")
+    slave_emptied: bool | None = Field(
+        None, description="the slave's contents left it (True: poured out, a spill if the master lacks them; False: "
+        "it still holds them, nothing was poured); None: its inside was not seen")
     message: str = ""
 
 

@@ -110,3 +110,20 @@ def test_a_hidden_inside_at_the_start_falls_back_on_the_runs_last_clear_reading_
     assert baseline({"cup_target": clear}, _obj(0.0), (np.eye(4), _reading(0.02)))[1].level_m == 0.02
     # the master moved since that reading: it no longer says what it holds where it stands
     assert baseline({"cup_target": clear}, _obj(0.2), hidden) is hidden
+
+
+def test_a_slave_that_still_holds_its_contents_means_nothing_was_poured_and_is_retried_with_more_tilt() -> None:
+    c = judge_transfer(TRANSFER, _reading(0.014), _reading(0.014), "cup_target",
+                       slave=(_reading(0.03), _reading(0.0298), 0.09))
+    assert c["contents_transferred"] is False and c["slave_emptied"] is False
+    assert "still holds its contents" in c["message"]
+    facts = ExecutionFacts(phase=Phase.manipulation, motion_status="done", subgoal_met=False,
+                           contents_share=0.0, contents_transferred=False, slave_emptied=False)
+    a = OfflineReasoner().diagnose(DiagnoseQuestion(skill_id="s", subtask="pour", facts=facts))
+    assert not a.give_up and a.revision.angle_scale > 1.0
+
+
+def test_a_slave_emptied_while_the_master_got_nothing_is_a_spill() -> None:
+    c = judge_transfer(TRANSFER, _reading(0.014), _reading(0.0145), "cup_target",
+                       slave=(_reading(0.03), _reading(0.015), 0.09))
+    assert c["slave_emptied"] is True and "its contents went elsewhere" in c["message"]
