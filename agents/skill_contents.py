@@ -5,7 +5,10 @@ A demo shows a transfer when its master's seen surface rose by at least `CLEAR_R
 master's height over the step and its slave did not gain (it emptied, or its inside was not seen: a
 narrow cup seen from the side). The skill expects a transfer when most of the demos whose master was
 seen at both ends show one, and at least `MIN_DEMOS` do: a single camera sees only a strip of a deep
-cup's floor, so some demos cannot tell, and those are not counted against it.
+cup's floor, so some demos cannot tell, and those are not counted against it. Nor are demos whose two
+readings saw clearly different shares of the master's inside (`COMPARABLE_VIEW`): a brush held in a pan
+hides half its floor, and the strip still seen (its rim's slope, the brush's shadowed edge) reads
+centimetres "higher" than the whole floor did, a rise that is the view, not contents.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from core.grounding import Segment
 
 CLEAR_RISE_FILL = 0.02  # share of the master's height: 1.6 mm in an 8 cm cup, ~8x the static jitter
 MIN_DEMOS = 2
+COMPARABLE_VIEW = 0.8  # the smaller of a demo's two seen shares of the master's inside, over the larger
 MIN_SHARE = 0.4
 # Why 0.4: the success of a pour is a share of what the source held (>= 60 % in the simulator); the
 # volume a cup gains is measured from one view with a few millimetres of error, and the source's own
@@ -32,6 +36,9 @@ def content_transfer(segments: Sequence[Segment]) -> ContentTransfer | None:
     for seg in segments:
         mc = seg.master_contents
         if mc is None or mc.gain_m3() is None or mc.start.fill is None or mc.end.fill is None:
+            continue
+        views = sorted((mc.start.coverage, mc.end.coverage))
+        if views[0] < COMPARABLE_VIEW * views[1]:  # the inside seen at one end is not what was seen at the other
             continue
         seen.append(seg)
         sc = seg.slave_contents

@@ -44,6 +44,19 @@ def test_no_transfer_when_the_master_does_not_fill_or_the_slave_fills_instead() 
     assert content_transfer(one) is None
 
 
+def test_a_rise_seen_through_a_smaller_view_of_the_inside_is_not_a_transfer() -> None:
+    # a brush held in a pan: the end frame sees a third of the floor, whose strip reads centimetres higher;
+    # from the bench's brush_pan demos (seen share 0.68 -> 0.28, level 5 -> 12 mm)
+    def hidden(seg: Segment) -> Segment:
+        mc = seg.master_contents
+        assert mc is not None
+        return seg.model_copy(update={"master_contents": mc.model_copy(
+            update={"end": mc.end.model_copy(update={"coverage": 0.2})})})
+
+    assert content_transfer([hidden(_seg((0.005, 0.012))) for _ in range(3)]) is None
+    assert content_transfer([_seg((0.005, 0.012)) for _ in range(3)]) is not None  # seen alike: a transfer
+
+
 def test_demos_whose_master_was_not_seen_do_not_count_against_it() -> None:
     t = content_transfer([_seg((0.014, 0.022)), _seg((0.014, 0.022)), _seg((None, None)), _seg((None, 0.02))])
     assert t is not None and (t.demos, t.of_demos) == (2, 2)
