@@ -92,7 +92,7 @@ HAND_VOXEL_M = 0.006
 # 8: halt rule for contact begins (reverted in 9: it took pauses above the target for touches).
 # 10: a contact begins where the approach is first blocked (the pair still moving relative to each other,
 #     the gap no longer closing, within the distance models' 6 mm voxel: a brush sliding over a pan's rim),
-#     parsing._blocked_touch.
+#     contacts._blocked_touch.
 # 11: manipulation segments record their master's and slave's contents at start and end (a pour).
 GROUNDER_VERSION = "11"
 

@@ -23,15 +23,13 @@ from core.grounding import (
     SegmentQuestion,
 )
 from tools.perception import labelling, renders
+from tools.perception.contacts import CONTACT_THRESHOLD_M, TABLE, contact_events
 from tools.perception.hands import GripperTrack
 from tools.perception.parsing import (
-    CONTACT_THRESHOLD_M,
     HAND,
-    TABLE,
     DistanceRecorder,
     HandInterval,
     RawSegment,
-    contact_events,
     find_grasps,
     hand_events,
     pair_key,
@@ -50,7 +48,7 @@ def _parse(
     objects = sorted(first.descriptors)
     hand_iv = find_grasps(rec, poses, width=gripper.width)
     # events: object-object (and object-table) 2 cm contacts, begun where they touch (settle or blocked
-    # approach: parsing.contact_events), plus the hand's refined grasp/push spans
+    # approach: contacts.contact_events), plus the hand's refined grasp/push spans
     events = [e for e in contact_events(rec, times, poses=poses) if HAND not in (e.a, e.b)]
     events += hand_events(hand_iv, times)
     events.sort(key=lambda e: (e.frame, e.a, e.b))

@@ -7,10 +7,9 @@ import numpy as np
 from core.geometry import Pose
 from core.grounding import ObjectDescriptor, Phase, SegmentQuestion, TaskQuestion
 from tools.perception import labelling
+from tools.perception.contacts import contact_events, contact_states
 from tools.perception.parsing import (
     DistanceRecorder,
-    contact_events,
-    contact_states,
     find_grasps,
     hand_events,
     push_span,
