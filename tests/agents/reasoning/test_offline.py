@@ -206,14 +206,21 @@ def test_fit_trajectory_fits_a_free_put_down_with_each_demo_s_own_place(reasoner
     assert fit_error(ans.program, trajs, sizes, anchored=True).median_m > shape.median_m
 
 
-def test_compare_accepts_a_carry_from_another_start_that_ends_where_the_demo_ended(reasoner):
-    # a block carried onto another block: in the demo it started 20 cm to one side, now 15 cm to the other;
-    # the end (on top of the other block) is the same, so nothing is to be rescaled
+def _stacking(demo_end_z: float, scene_end_z: float, demo_master: tuple, scene_master: tuple):
+    """A block carried onto another: in the demo from 20 cm to one side, now from 15 cm to the other, both
+    lifted 10 cm on the way and ending at the given heights above the master's centre. Returns the
+    path fractions, the adapted keypoints and the question's other fields."""
     t = np.linspace(0.0, 1.0, 10)
-    demo = [(0.2 * (1 - x), 0.0, 0.05 + 0.1 * np.sin(np.pi * x)) for x in t]
-    other = [(0.0, -0.15 * (1 - x), 0.05 + 0.1 * np.sin(np.pi * x)) for x in t]
-    base = dict(skill_id="s", subtask="stack", phase=Phase.manipulation, demo_master_size=(0.045, 0.045, 0.045),
-                scene_master_size=(0.05, 0.05, 0.05), demo_keypoints=demo, reachable=[True] * 10)
+    demo = [(0.2 * (1 - x), 0.0, demo_end_z + 0.1 * np.sin(np.pi * x)) for x in t]
+    other = [(0.0, -0.15 * (1 - x), scene_end_z + 0.1 * np.sin(np.pi * x)) for x in t]
+    base = dict(skill_id="s", subtask="stack", phase=Phase.manipulation, demo_master_size=demo_master,
+                scene_master_size=scene_master, demo_keypoints=demo, reachable=[True] * 10)
+    return t, other, base
+
+
+def test_compare_accepts_a_carry_from_another_start_that_ends_where_the_demo_ended(reasoner):
+    # the end (on top of the other block) is the same, so nothing is to be rescaled
+    t, other, base = _stacking(0.05, 0.05, (0.045, 0.045, 0.045), (0.05, 0.05, 0.05))
     ok = reasoner.compare(CompareQuestion(**base, adapted_keypoints=other))
     assert ok.acceptable and ok.revision.is_identity()
     # the same carry ending beside the block is still caught
@@ -226,11 +233,7 @@ def test_compare_accepts_a_small_block_set_on_a_big_one_where_the_program_puts_i
     # demo: 4.3 cm blocks, the carried one ends 4.6 cm above the other's centre (their half-heights + 3 mm);
     # scene: a 3.1 cm block onto a 5.8 cm one ends 4.8 cm up. In the master's heights alone that is 1.07 vs
     # 0.83 "bbox fractions" apart, yet it is the same place: on top, as the program's size expressions say
-    t = np.linspace(0.0, 1.0, 10)
-    demo = [(0.2 * (1 - x), 0.0, 0.046 + 0.1 * np.sin(np.pi * x)) for x in t]
-    other = [(0.0, -0.15 * (1 - x), 0.048 + 0.1 * np.sin(np.pi * x)) for x in t]
-    base = dict(skill_id="s", subtask="stack", phase=Phase.manipulation, demo_master_size=(0.052, 0.052, 0.043),
-                scene_master_size=(0.072, 0.074, 0.058), demo_keypoints=demo, reachable=[True] * 10)
+    t, other, base = _stacking(0.046, 0.048, (0.052, 0.052, 0.043), (0.072, 0.074, 0.058))
     sizes = dict(demo_slave_size=(0.048, 0.049, 0.043), scene_slave_size=(0.040, 0.037, 0.031))
     ok = reasoner.compare(CompareQuestion(**base, **sizes, adapted_keypoints=other))
     assert ok.acceptable and ok.revision.is_identity()
