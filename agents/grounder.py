@@ -94,7 +94,10 @@ HAND_VOXEL_M = 0.006
 #     the gap no longer closing, within the distance models' 6 mm voxel: a brush sliding over a pan's rim),
 #     contacts._blocked_touch.
 # 11: manipulation segments record their master's and slave's contents at start and end (a pour).
-GROUNDER_VERSION = "11"
+# 12: canonical frames of footprints that are no box (a pan: a disc with a handle) follow their convex
+#     hull's principal axes (tracking.footprint_axes): the minimum-area rectangle tilted +-25 deg either
+#     way from view to view, and a pan's place came out centimetres off where the tilt differed.
+GROUNDER_VERSION = "12"
 
 
 @runtime_checkable
