@@ -181,7 +181,7 @@ def time_parameterize(
     vmax = np.asarray(dq_max, dtype=float) * speed
     amax = np.asarray(ddq_max, dtype=float) * speed
     D = np.diff(P, axis=0) / vmax
-    U = D / np.linalg.norm(D, axis=1)[:, None]
+    U = D / np.maximum(np.linalg.norm(D, axis=1), 1e-12)[:, None]  # a hold in place is one zero-length row
     cos_turn = np.sum(U[1:] * U[:-1], axis=1)
     cuts = [0] + [k + 1 for k in np.nonzero(cos_turn < np.cos(np.deg2rad(corner_deg)))[0]] + [len(P) - 1]
     pieces = []
