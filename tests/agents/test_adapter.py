@@ -8,6 +8,7 @@ has to be injected (a slip, a controller exception).
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -415,21 +416,29 @@ def test_a_grasp_that_would_close_on_a_thin_rim_is_mirrored_onto_the_handle_like
 FAUCET = json.loads((Path(__file__).parent / "data" / "turn_faucet_skills.json").read_text())
 
 
+def _off_axis_lever_grasp(skills: list[dict], across: float) -> list[dict]:
+    """The recorded faucet skills with the grasp region moved `across` (a fraction of the lever's width) off
+    the lever's axis: where a lever frame tilted by a few degrees put the demos' grasps (grounder <= 11)."""
+    out = copy.deepcopy(skills)
+    region = out[0]["grasp"]["regions"][0]
+    region["center"][1], region["extent"][1] = across, 0.05
+    return out
+
+
 @pytest.mark.parametrize("review_rounds", [0, 2])
 def test_a_grasp_turning_about_the_lever_is_caught_by_the_view_not_credited_from_the_hand(
         sims, review_rounds: int) -> None:
-    # unseen seed 6: a thick lever the fingers hold at 26 mm; the hand turns 72 degrees, the lever ~30
-    s = sims("turn_faucet", FAUCET, seed=6, variant="unseen", adapter_rounds=0, review_rounds=review_rounds)
+    # unseen seed 6, the lever held 1.8 cm off its axis at 34 mm: the fingers turn about the lever while
+    # it swings about the faucet, so the lever ends up turned otherwise than the hand (18 deg apart)
+    s = sims("turn_faucet", _off_axis_lever_grasp(FAUCET, 0.45), seed=6, variant="unseen", adapter_rounds=0,
+             review_rounds=review_rounds)
     assert run_step(s.binding(0), s.ctx).status == "achieved"
     res = run_step(s.binding(1), s.ctx)
     slips = [e for e in s.events("tool_result") if "slipped in the grasp" in str(e.get("result"))]
     assert slips, "the view of the lever was not checked against the hand"
     s.world.step(int(0.5 / s.world.timestep))
-    # the verdict agrees with the ground truth (scoring only): failed without retries; with them, the
-    # re-grasp takes the lever where it was seen, not where the hand left it
+    # the verdict, judged from what is seen, agrees with the ground truth (scoring only)
     assert (res.status == "achieved") == s.task.success(s.world, s.params), res.message
-    if review_rounds == 0:
-        assert res.status != "achieved"
 
 
 def test_the_arm_folds_out_of_view_even_with_its_wrist_at_the_end_stop(sims) -> None:
