@@ -34,6 +34,7 @@ from agents.reasoning.questions import (
     TrajectoryQuestion,
 )
 from core.grounding import Phase
+from core.program import Waypoints
 from core.skills import GraspConstraint, PlanStep
 from tools.constraints.fit import FAMILIES, FREE_PLACE_SPREAD_M, end_spread, fit_best
 from tools.constraints.grasp import describe_region, regions_from_labels
@@ -120,7 +121,8 @@ class OfflineReasoner(BaseReasoner):
         free_end = held and len(kps) > 1 and spread > FREE_PLACE_SPREAD_M
         best, fits = fit_best(kps, sizes, families=families or ("waypoints",), keypoints_given=True,
                               free_end=free_end, held_slave=held)
-        prog = best.program.model_copy(update={"description": _describe_program(best.program.family, q)})
+        turns = any(isinstance(st, Waypoints) and st.quaternions for st in best.program.steps)
+        prog = best.program.model_copy(update={"description": _describe_program(best.program.family, q, turns)})
         table = ", ".join(f"{f.program.family} {f.report.median_m * 1000:.1f} mm" for f in fits)
         how = (f" (fitted with each demo's own end: they end {spread * 100:.1f} cm apart, a free place)"
                if free_end else "")
@@ -300,8 +302,10 @@ def _bind(name: str, size: tuple | None, scene: list[SceneObject], taken: set[st
     return min(free, key=lambda o: float(np.linalg.norm(np.subtract(o.bbox_size, size)))).name
 
 
-def _describe_program(family: str, q: TrajectoryQuestion) -> str:
+def _describe_program(family: str, q: TrajectoryQuestion, turns: bool = False) -> str:
     s, m = q.slave.name, q.master.name
+    if family == "transport" and turns:
+        return f"lift the {s}, carry it over the {m}, turning it as demonstrated, and lower it onto the {m}"
     return {
         "line": f"move the {s} in a straight line relative to the {m}",
         "rotation": f"turn the {s} about its own axis relative to the {m}",

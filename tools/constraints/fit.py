@@ -71,6 +71,8 @@ DENSE = 48  # program samples per residual evaluation (then resampled at the key
 FAMILIES = ("line", "rotation", "tilt", "reach", "arc", "transport", "zigzag", "spiral", "waypoints")
 # "transport": lift by a height from wherever the slave starts, then through a point above the target
 # onto the target, both fixed in the master frame (pick-and-place); a line step and a waypoints step.
+# It keeps the slave's orientation, or (its turning form, fitted alongside) turns the slave on the way to
+# an orientation fixed in the master frame (a brush turned to scrub the pan along its rows).
 # "reach": from wherever the slave starts, straight through 1-3 fitted points fixed in the master frame
 # (an approach to a target, e.g. a finger onto a button); stored as a `waypoints` step.
 FREE_PLACE_SPREAD_M = 0.02  # demos of a free object ending further apart than this (median) chose a free place
@@ -201,6 +203,7 @@ def _families(kps: Sequence[np.ndarray]) -> dict[str, tuple[Builder, np.ndarray]
         out[f"reach{m}"] = (reach, x0)
 
     top = np.mean([float(np.max(k[:, 2, 3]) - k[0, 2, 3]) for k in kps])
+    end_rv = Rot.from_matrix(last[:, :3, :3]).mean().as_rotvec()  # the demos' mean end orientation
     if top > 0.02:
         for m, fracs in ((2, (0.8, 1.0)), (3, (0.5, 0.8, 1.0))):
             idx = [int(round(f * (len(kps[0]) - 1))) for f in fracs]
@@ -210,7 +213,14 @@ def _families(kps: Sequence[np.ndarray]) -> dict[str, tuple[Builder, np.ndarray]
                 return [Line(direction=(0.0, 0.0, 1.0), distance=float(th[0])),
                         Waypoints(points=[tuple(float(v) for v in th[1 + 3 * j:4 + 3 * j]) for j in range(m)])]
 
+            def transport_turning(th, m=m):
+                q = tuple(float(v) for v in Rot.from_rotvec(th[-3:]).as_quat())
+                return [Line(direction=(0.0, 0.0, 1.0), distance=float(th[0])),
+                        Waypoints(points=[tuple(float(v) for v in th[1 + 3 * j:4 + 3 * j]) for j in range(m)],
+                                  quaternions=[q] * m)]
+
             out[f"transport{m}"] = (transport, x0)
+            out[f"transport{m}turning"] = (transport_turning, np.concatenate([x0, end_rv]))
 
     out["line"] = (lambda th: [Line(direction=tuple(th), distance=float(np.linalg.norm(th)) or 1e-9)], disp + 1e-6)
 
@@ -371,10 +381,11 @@ def fit_family(
     else:
         REGULARISERS.clear()
         fams = _families(kfit)
-        if family in ("reach", "transport"):  # the best number of points, counting parameters
-            fits = [f for m in (1, 2, 3) if f"{family}{m}" in fams
-                    and (f := _fit_one(f"{family}{m}", fams, kps, sizes, master, anchored, free_end, slave, kfit))]
-            return min(fits, key=lambda f: f.report.median_m + 0.0003 * f.n_params) if fits else None
+        if family in ("reach", "transport"):  # the best number of points (and turning or not), counting parameters
+            forms = [f"{family}{m}{turn}" for m in (1, 2, 3) for turn in ("", "turning")]
+            fits = [f for form in forms if form in fams
+                    and (f := _fit_one(form, fams, kps, sizes, master, anchored, free_end, slave, kfit))]
+            return min(fits, key=lambda f: _score(f) + 0.0003 * f.n_params) if fits else None
         if family not in fams:
             return None
         return _fit_one(family, fams, kps, sizes, master, anchored, free_end, slave, kfit)
@@ -395,7 +406,7 @@ def _fit_one(family: str, fams: dict, kps: Sequence[np.ndarray], sizes: Sequence
         steps = builder(sol.x)
     except Exception:  # noqa: BLE001
         return None
-    name = family.rstrip("0123456789")
+    name = family.removesuffix("turning").rstrip("0123456789")
     raw = TrajectoryProgram(family=name, start=_mean_start(target), steps=steps)
     n_params = len(x0)
     # snapped axes only when they cost at most half a millimetre of keypoint error
@@ -430,16 +441,18 @@ def fit_best(
     if not fits:
         raise ValueError("no trajectory family could be fitted")
 
-    def score(f: FamilyFit) -> float:
-        return f.report.median_m + ROT_RADIUS_M * np.radians(f.report.median_deg)
-
     # adequate: within the tolerance, or (when nothing is) close to the best; the simplest adequate wins
-    best_score = min(score(f) for f in fits)
-    ok = [f for f in fits if score(f) <= max(tolerance_m, 1.15 * best_score + 0.001)]
+    best_score = min(_score(f) for f in fits)
+    ok = [f for f in fits if _score(f) <= max(tolerance_m, 1.15 * best_score + 0.001)]
     # simplest first; scores within 0.1 mm count as a tie, broken by the vocabulary's order
     order = {fam: i for i, fam in enumerate(FAMILIES)}
-    best = min(ok, key=lambda f: (f.n_params, round(score(f), 4), order.get(f.program.family, 99)))
+    best = min(ok, key=lambda f: (f.n_params, round(_score(f), 4), order.get(f.program.family, 99)))
     return best, fits
+
+
+def _score(f: FamilyFit) -> float:
+    """A fit's position error plus its orientation error as metres of path (ROT_RADIUS_M per radian)."""
+    return f.report.median_m + ROT_RADIUS_M * np.radians(f.report.median_deg)
 
 
 def _half_height(k: np.ndarray, slave: Sequence[float]) -> np.ndarray:

@@ -192,3 +192,47 @@ def test_a_scrub_high_over_a_thin_master_keeps_its_height_in_metres():
     assert all("master.z" not in h for h in heights)
     z = matrices_at(prog, {"master": (0.3, 0.2, 0.005), "slave": (0.07, 0.05, 0.13)}, np.array([0.5]))[0, 2, 3]
     assert z == pytest.approx(0.12, abs=1e-3)
+
+
+def _carries(turn_to_deg: float | None, seed: int = 5) -> tuple[list[np.ndarray], list[dict]]:
+    """Five pick-and-place carries from different starts (and start headings) to one place; with
+    `turn_to_deg` the object turns on the way to that heading in the master frame, else keeps its own."""
+    from scipy.spatial.transform import Rotation as Rot
+
+    from core.program import Waypoints
+
+    rng = np.random.default_rng(seed)
+    trajs = []
+    for _ in range(5):
+        start = (rng.uniform(0.15, 0.3), rng.uniform(-0.1, 0.1), 0.03)
+        heading = Rot.from_euler("z", rng.uniform(-60, 60), degrees=True).as_quat()
+        end_q = None if turn_to_deg is None else \
+            [tuple(Rot.from_euler("z", turn_to_deg, degrees=True).as_quat())] * 2
+        prog = TrajectoryProgram(start=StartPose(position=start, quaternion=tuple(heading)), steps=[
+            Line(direction=(0, 0, 1), distance=0.12),
+            Waypoints(points=[(0.0, 0.0, 0.15), (0.0, 0.0, 0.04)], quaternions=end_q)])
+        trajs.append(matrices_at(prog, {"master": (0.3, 0.2, 0.05)}, np.linspace(0, 1, 90)))
+    return trajs, [{"master": (0.3, 0.2, 0.05), "slave": (0.07, 0.05, 0.13)}] * 5
+
+
+def test_a_carry_that_turns_the_object_to_a_heading_on_the_target_fits_a_turning_transport():
+    from core.program import Waypoints
+
+    trajs, sizes = _carries(turn_to_deg=90.0)
+    best, fits = fit_best(trajs, sizes, held_slave=True)
+    assert best.program.family == "transport", [(f.program.family, f.report.median_m) for f in fits]
+    carry = best.program.steps[-1]
+    assert isinstance(carry, Waypoints) and carry.quaternions is not None
+    assert best.report.median_m < 0.005 and best.report.median_deg < 3.0
+    # whatever the heading it starts with, the object ends turned to the demonstrated one
+    end = matrices_at(best.program.model_copy(update={"start": StartPose(position=(0.2, 0.05, 0.03))}), sizes[0],
+                      np.array([1.0]))[0]
+    assert np.degrees(np.arctan2(end[1, 0], end[0, 0])) == pytest.approx(90.0, abs=3.0)
+
+
+def test_a_carry_that_keeps_the_object_s_heading_fits_a_transport_that_keeps_it():
+    trajs, sizes = _carries(turn_to_deg=None)
+    best, _ = fit_best(trajs, sizes, held_slave=True)
+    assert best.program.family == "transport"
+    assert best.program.steps[-1].quaternions is None  # no turn the demos never made
+    assert best.report.median_m < 0.005 and best.report.median_deg < 1.0
