@@ -119,21 +119,25 @@ class AdapterPlanning(AdapterPerception):
         frame fitted to a footprint that is not a box (a pan: a disc and a handle) may come out tilted
         the other way than in the demonstrations, which mirrors where the learned region lies in it:
         when no candidate fits, the regions reflected through the frame's mid-planes are tried and the
-        reflection with the best fitting grasps wins (else the one with most material)."""
+        reflection with the best fitting grasps wins (else the one with most material). Among fitting
+        grasps, those whose material is closest to the demonstrated opening come first."""
         width = float(getattr(constraint, "width", 0.0) or 0.0)
 
-        def fit(c: GraspPlan) -> tuple[int, int]:
+        def fit(c: GraspPlan) -> tuple[int, int, float]:
             n, extent = material_between_fingers(c, obj.points)
             good = n >= MIN_MATERIAL_POINTS and extent is not None and \
                 (width <= 0 or 0.6 * width <= extent <= width + 0.02)
-            return int(good), min(n, MIN_MATERIAL_POINTS)
+            # then the fingers closing on the width the demos closed on: across a 2 cm handle, not
+            # slanting over it (3 cm), where it then pivots in the hand
+            like = -abs(extent - width) if extent is not None and width > 0 else 0.0
+            return int(good), min(n, MIN_MATERIAL_POINTS), round(like, 3)
 
-        def best(cs: list[GraspPlan]) -> tuple[int, int]:
+        def best(cs: list[GraspPlan]) -> tuple[int, int, float]:
             return max(fit(c) for c in cs)
 
         top = best(cands)
         if top[0] == 0:
-            chosen: tuple[tuple[int, int], list[GraspPlan], tuple[int, int]] = (top, cands, (1, 1))
+            chosen: tuple[tuple[int, int, float], list[GraspPlan], tuple[int, int]] = (top, cands, (1, 1))
             for sx, sy in ((1, -1), (-1, 1), (-1, -1)):
                 alt = sample(mirror_grasp_constraint(constraint, sx, sy))
                 if alt and best(alt) > chosen[0]:

@@ -413,6 +413,29 @@ def test_a_grasp_that_would_close_on_a_thin_rim_is_mirrored_onto_the_handle_like
     assert kept[0].grasp.position[1] < -0.03
 
 
+def test_among_grasps_on_material_the_one_closing_on_the_demonstrated_width_comes_first() -> None:
+    from core.skills import GraspConstraint, GraspRegion
+    from tools.execution.candidates import grasp_candidates, material_between_fingers, twist_grasp
+
+    a = StepAdapter(_NoCtx())
+    size = (0.2, 0.2, 0.05)
+    T_wo = _Tz(0.0, (0.5, 0.0, 0.03))
+    learned = GraspConstraint(regions=[GraspRegion(center=(0.0, 0.0, 0.0), extent=(0.02, 0.02, 0.05))],
+                              approach=(0, 0, -1), orientation=(1.0, 0.0, 0.0, 0.0), width=0.02)
+    rng = np.random.default_rng(4)
+    u, z = rng.uniform(-0.06, 0.06, 1500), rng.uniform(0.02, 0.04, 1500)
+    straight = grasp_candidates(learned, T_wo, size, n=1)[0]
+    closing = straight.grasp.matrix()[:2, 1]  # the fingers close along the gripper's y
+    along = np.array([-closing[1], closing[0]])
+    bar = np.column_stack([0.5 + u * along[0] + rng.uniform(-0.01, 0.01, 1500) * closing[0],
+                           u * along[1] + rng.uniform(-0.01, 0.01, 1500) * closing[1], z])  # a 2 cm handle
+    obj = _obj("pan", T_wo, size, bar)
+    slanted = twist_grasp(straight, np.deg2rad(25.0))  # across the same handle at a slant: 3 cm of it
+    assert 0.028 < material_between_fingers(slanted, bar)[1] < 0.035  # still within what counts as fitting
+    got = a._on_material([slanted, straight], obj, lambda c: [], learned)
+    assert got[0] is straight
+
+
 FAUCET = json.loads((Path(__file__).parent / "data" / "turn_faucet_skills.json").read_text())
 
 
