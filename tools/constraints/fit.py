@@ -31,8 +31,8 @@ from core.program import (
     Tilt,
     TrajectoryProgram,
     Waypoints,
-    Zigzag,
 )
+from tools.constraints.canonical import canonical
 from tools.constraints.instantiate import matrices_at
 from tools.constraints.keypoints import (
     MAX_SIZE_MULTIPLE,
@@ -476,34 +476,3 @@ def keypoints_for(mats: np.ndarray) -> np.ndarray:
     """The keypoints a reasoner is shown for one demo: the paper's 10 at equal path fractions, or, for an
     oscillating motion (scrubbing), `N_SWEEP_KEYPOINTS` lightly smoothed ones (10 cannot sample the strokes)."""
     return sweep_keypoints(mats) if oscillates(mats) else keypoints(mats, N_KEYPOINTS)
-
-
-def _snap_axis(v: Sequence[float], tol_deg: float = 3.0) -> np.ndarray:
-    u = _unit(np.asarray(v, float))
-    i = int(np.argmax(np.abs(u)))
-    if np.degrees(np.arccos(min(1.0, abs(u[i])))) <= tol_deg:
-        e = np.zeros(3)
-        e[i] = np.sign(u[i])
-        return e
-    return u
-
-
-def canonical(program: TrajectoryProgram, snap: bool = True) -> TrajectoryProgram:
-    """Unit axes (snapped to a frame axis within 3 degrees), arc pivots moved along the axis to the start's level."""
-    p0 = np.asarray([float(v) for v in program.start.position]) if all(
-        not isinstance(v, str) for v in program.start.position) else None
-    steps = []
-    for st in program.steps:
-        if isinstance(st, Arc) and not any(isinstance(v, str) for v in (*st.axis, *st.pivot)):
-            a = _snap_axis(st.axis) if snap else _unit(np.asarray(st.axis, float))
-            piv = np.asarray(st.pivot, float)
-            if p0 is not None:
-                piv = piv + a * float((p0 - piv) @ a)
-            st = st.model_copy(update={"axis": tuple(a), "pivot": tuple(piv)})
-        elif isinstance(st, Rotation | Tilt | Spiral) and not any(isinstance(v, str) for v in st.axis):
-            axis = _snap_axis(st.axis) if snap else _unit(np.asarray(st.axis, float))
-            st = st.model_copy(update={"axis": tuple(axis)})
-        elif isinstance(st, Line | Zigzag) and not any(isinstance(v, str) for v in st.direction):
-            st = st.model_copy(update={"direction": tuple(_unit(np.asarray(st.direction, float)))})
-        steps.append(st)
-    return program.model_copy(update={"steps": steps})
