@@ -8,7 +8,7 @@ Canonical frame (DESIGN §4), computed from the object's first-frame cloud:
   to follow: a pan, a disc with a handle, fits two mirror-image rectangles ~25 deg either side of its
   handle, equally small, and which one wins flips from view to view (and with it the frame's centre,
   by centimetres). Its edge directions are the principal axes of its convex hull's area instead
-  (`footprint_axes`), which lie along the handle of a shape symmetric about it;
+  (`footprint_axes`), which lie along the handle of a shape symmetric about it.
   When the footprint is nearly square or round (aspect < `ROUND_ASPECT`) the edges carry no
   information, so x points exactly from the object's centre towards the base;
 - the origin is the centre of the bounding box of the cloud in that frame; `size` its extent.
