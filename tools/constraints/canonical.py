@@ -10,13 +10,14 @@ import numpy as np
 from core.program import Arc, Line, Rotation, Spiral, Tilt, TrajectoryProgram, Zigzag
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def unit_vector(v: np.ndarray) -> np.ndarray:
+    """v normalised (a degenerate vector: world up)."""
     n = np.linalg.norm(v)
     return v / n if n > 1e-9 else np.array([0.0, 0.0, 1.0])
 
 
 def _snap_axis(v: Sequence[float], tol_deg: float = 3.0) -> np.ndarray:
-    u = _unit(np.asarray(v, float))
+    u = unit_vector(np.asarray(v, float))
     i = int(np.argmax(np.abs(u)))
     if np.degrees(np.arccos(min(1.0, abs(u[i])))) <= tol_deg:
         e = np.zeros(3)
@@ -32,15 +33,15 @@ def canonical(program: TrajectoryProgram, snap: bool = True) -> TrajectoryProgra
     steps = []
     for st in program.steps:
         if isinstance(st, Arc) and not any(isinstance(v, str) for v in (*st.axis, *st.pivot)):
-            a = _snap_axis(st.axis) if snap else _unit(np.asarray(st.axis, float))
+            a = _snap_axis(st.axis) if snap else unit_vector(np.asarray(st.axis, float))
             piv = np.asarray(st.pivot, float)
             if p0 is not None:
                 piv = piv + a * float((p0 - piv) @ a)
             st = st.model_copy(update={"axis": tuple(a), "pivot": tuple(piv)})
         elif isinstance(st, Rotation | Tilt | Spiral) and not any(isinstance(v, str) for v in st.axis):
-            axis = _snap_axis(st.axis) if snap else _unit(np.asarray(st.axis, float))
+            axis = _snap_axis(st.axis) if snap else unit_vector(np.asarray(st.axis, float))
             st = st.model_copy(update={"axis": tuple(axis)})
         elif isinstance(st, Line | Zigzag) and not any(isinstance(v, str) for v in st.direction):
-            st = st.model_copy(update={"direction": tuple(_unit(np.asarray(st.direction, float)))})
+            st = st.model_copy(update={"direction": tuple(unit_vector(np.asarray(st.direction, float)))})
         steps.append(st)
     return program.model_copy(update={"steps": steps})

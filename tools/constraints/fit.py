@@ -32,7 +32,7 @@ from core.program import (
     TrajectoryProgram,
     Waypoints,
 )
-from tools.constraints.canonical import canonical
+from tools.constraints.canonical import canonical, unit_vector
 from tools.constraints.instantiate import matrices_at
 from tools.constraints.keypoints import (
     MAX_SIZE_MULTIPLE,
@@ -161,11 +161,6 @@ def _start_of(k: np.ndarray) -> StartPose:
     )
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
-    return v / n if n > 1e-9 else np.array([0.0, 0.0, 1.0])
-
-
 def _fit_circle(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """(centre, plane normal, radius) of the least-squares circle through 3-D points."""
     c0 = points.mean(axis=0)
@@ -227,7 +222,7 @@ def _families(kps: Sequence[np.ndarray]) -> dict[str, tuple[Builder, np.ndarray]
     def _rot(cls):
         def b(th):
             ang = float(np.linalg.norm(th))
-            return [cls(axis=tuple(_unit(th)), angle_deg=float(np.degrees(ang)))]
+            return [cls(axis=tuple(unit_vector(th)), angle_deg=float(np.degrees(ang)))]
 
         return b
 
@@ -264,7 +259,7 @@ def _families(kps: Sequence[np.ndarray]) -> dict[str, tuple[Builder, np.ndarray]
 
         # unwrapped angle about the circle for turns
         k = kps[0][:, :3, 3] - centre
-        u = _unit(k[0] - nrm * (k[0] @ nrm))
+        u = unit_vector(k[0] - nrm * (k[0] @ nrm))
         w = np.cross(nrm, u)
         unwrapped = np.unwrap(np.arctan2(k @ w, k @ u))
         turns = float(unwrapped[-1] / (2 * np.pi)) or 0.5
