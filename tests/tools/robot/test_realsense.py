@@ -240,12 +240,13 @@ def _record_with_real_librealsense(path: Path, n: int) -> None:
 def test_replays_a_real_librealsense_recording(tmp_path: Path) -> None:
     """The real pyrealsense2 (no fake): record with a software device, replay through BagCamera."""
     path = tmp_path / "real.db3"
-    _record_with_real_librealsense(path, n=6)
+    _record_with_real_librealsense(path, n=8)
     frames = list(iter_bag_frames(path, T_world_camera=T_CAM))
-    # Every colour frame once, in order. librealsense's playback syncer occasionally drops the very first
-    # frameset of a recording (seen about 1 in 20 runs with 2.59), hence the start at 0 or 1.
+    # Every colour frame once, in order, to the last. librealsense's playback syncer sometimes drops the
+    # first framesets of a recording while it waits for both streams (with 2.59: the first in 9 of 30 runs
+    # on a quiet machine, the first two once in a CI run), hence a start at 0, 1 or 2.
     ids = [int(f.rgb[0, 0, 0]) // 10 for f in frames]
-    assert ids in ([0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5]), ids
+    assert ids and ids[0] <= 2 and ids == list(range(ids[0], 8)), ids
     assert [f.timestamp for f in frames] == pytest.approx([1.0 + i / 30 for i in ids], abs=1e-3)
     assert all(f.depth.shape == (48, 64) for f in frames)
     # depth aligned to colour, metric; the syncer may pair a colour frame with the next depth frame
