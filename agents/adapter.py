@@ -92,12 +92,8 @@ from core.errors import VLMimicError
 from core.grounding import HAND, Phase
 from core.skills import Outcome
 from tools.constraints.sweep import is_oscillating_program
-from tools.execution.candidates import (
-    keypoint_times,
-    keypoints_of,
-    master_slave_trajectory,
-    match_demo_frame,
-)
+from tools.execution.candidates import match_demo_frame
+from tools.execution.manipulation import keypoint_times, keypoints_of, master_slave_trajectory
 
 # --- the adapter -------------------------------------------------------------------------------------
 

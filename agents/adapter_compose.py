@@ -12,8 +12,8 @@ from agents.adapter_state import N_SHAPE
 from agents.reasoning.questions import Revision
 from core.geometry import Pose, invert_transform
 from core.skills import Skill
-from tools.execution.candidates import (
-    is_round,
+from tools.execution.candidates import is_round
+from tools.execution.manipulation import (
     master_slave_trajectory,
     world_trajectory,
     yaw_master_to_demo,
