@@ -289,7 +289,7 @@ def _press_gt(grasps: list[dict] | None, n: int = 40) -> dict:
 
 
 def test_the_bench_expects_a_push_for_a_hand_contact_that_is_not_a_scripted_grasp() -> None:
-    from bench.grounding_accuracy import expected_segments
+    from bench.expected_segments import expected_segments
 
     push = expected_segments(_press_gt([]))
     assert push == [{"phase": "manipulation", "master": "button", "slave": "hand", "start": 0, "end": 30}]
