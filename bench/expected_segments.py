@@ -17,12 +17,11 @@ A hand contact that is not a scripted grasp (GT "grasps": none of that object be
 contact's begin and end) is a push: when the object moved (> 3 mm or > 2 deg), one manipulation
 with slave "hand" and master the pushed object (the grounder's push rule), from the previous cut
 to the end of the contact or, if later, the end of the object's motion (its last frame moving
-> 0.5 mm from the previous one, looked for up to 6 frames after the end: a box still sliding); the next segment starts
-there. Per object moved without any hand contact, a push (slave "hand", master the object) over
-its motion, unless it was only
-jostled (< 2 cm, < 10 deg) by a held object touching it (the pan under the brush). A segment is
-right when a detected segment overlaps its window (IoU >= 0.5) with the same phase, master and
-slave.
+> 0.5 mm from the previous one, looked for up to 6 frames after the end: a box still sliding); the
+next segment starts there. Per object moved without any hand contact, a push (slave "hand", master
+the object) over its motion, unless it was only jostled (< 2 cm, < 10 deg) by a held object
+touching it (the pan under the brush). A segment is right when a detected segment overlaps its
+window (IoU >= 0.5) with the same phase, master and slave.
 """
 
 from __future__ import annotations
