@@ -234,6 +234,8 @@ def skills_list() -> None:
     from memory import open_memory
 
     with open_memory() as mem:
+        if mem.note:
+            console.print(f"[yellow]note:[/yellow] {mem.note}", highlight=False)
         console.print(skills_table(mem.list_skills(), title=f"skills in {mem.location}"))
         for plan in mem.list_plans():
             steps = " | ".join(s.subtask for s in plan.steps)
@@ -277,8 +279,9 @@ def learn_cmd(
     from memory import open_memory
 
     with open_memory() as mem:
-        if mem.embedder.name.startswith("lexical"):
-            console.print(f"[yellow]note:[/yellow] {mem.embedder.note}", highlight=False)
+        for note in (mem.note, mem.embedder.note if mem.embedder.name.startswith("lexical") else ""):
+            if note:
+                console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
         res = learn_from_dirs(demo_dirs, task=task, reasoner=make_reasoner(reasoner), memory=mem)
         console.print(skills_table(res.skills, title=f"learned {res.task!r} from {len(res.plan.demo_ids)} demos "
                                    f"in {res.timings_s['total']:.1f} s ({res.reasoner} reasoner)"))

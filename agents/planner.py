@@ -136,6 +136,10 @@ def plan_candidates(memory: Any, goal: str, k: int = 3, task: str | None = None)
     return out
 
 
+def _is_fallback(emb: Any) -> bool:
+    return str(getattr(emb, "name", "")).startswith("lexical")
+
+
 def _is_sim_task(name: str) -> bool:
     try:
         from sim.tasks import TASKS
@@ -317,6 +321,9 @@ def plan_node(state: GraphState, ctx: RunContext) -> dict:
     cfg = ctx.config
     say = ctx.tracer.say
     emb = getattr(ctx.memory, "embedder", None)
+    for note in (getattr(ctx.memory, "note", ""), getattr(emb, "note", "") if _is_fallback(emb) else ""):
+        if note:
+            say("memory", note)
     scene = state.get("scene") or (ctx.task.name if ctx.task is not None else None)
     if ctx.task is not None and not cfg.scene and not state.get("scene"):
         say("planner", f"scene: simulated task '{ctx.task.name}' (the task that best matches the goal)")

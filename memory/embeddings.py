@@ -27,6 +27,7 @@ _LOCK = threading.Lock()
 class Embedder(Protocol):
     name: str
     note: str
+    dims: int  # length of each vector (the store's vector index is built for it)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, unit rows."""
@@ -83,10 +84,11 @@ class SentenceEmbedder:
                     raise BackendUnavailable(f"cannot load the sentence model at {path}: {e}") from e
                 _MODEL_CACHE[key] = model
         self._model = model
+        self.dims = int(model.get_embedding_dimension())  # type: ignore[attr-defined]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, self.dims), dtype=np.float32)
         v = self._model.encode(list(texts), convert_to_numpy=True, normalize_embeddings=True,  # type: ignore[attr-defined]
                                show_progress_bar=False)
         return _normalise(v)
@@ -96,6 +98,7 @@ class LexicalEmbedder:
     """Stateless lexical vectors: hashed word unigrams/bigrams plus character 3-5-grams."""
 
     name = "lexical:hashed-ngrams"
+    dims = 2**13  # 2**12 hashed word n-grams + 2**12 hashed character n-grams
 
     def __init__(self, note: str = "lexical fallback") -> None:
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -107,7 +110,7 @@ class LexicalEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, 2**13), dtype=np.float32)
+            return np.zeros((0, self.dims), dtype=np.float32)
         w = self._words.transform(texts).toarray()
         c = self._chars.transform(texts).toarray()
         return _normalise(np.hstack([w, 0.7 * c]))

@@ -1,54 +1,62 @@
 """Skill memory on LangGraph's store API (DESIGN §1.2, §3): plans, skills and outcomes.
 
-Namespaces: ("plans",) key = task, ("skills",) key = skill id, ("outcomes",) key = time-ordered id.
-Each plan/skill item keeps its text(s) and their embedding(s) (with the embedder's name); retrieval is
-a cosine search over those vectors done here, so it works on any BaseStore (a different embedder
-re-embeds the stored texts on the fly rather than mixing vector spaces).
-
-Backends:
-- default: LangGraph's `SqliteStore` on `settings.memory_path`, WAL journal, synchronous=FULL, each
-  write one transaction (a kill mid-write leaves the previous state);
-- `settings.memory_url = "postgresql://..."`: LangGraph's `PostgresStore` (package
-  langgraph-checkpoint-postgres, imported only then).
-`learn()` writes a task's skills and plan in ONE batch (one transaction): no partial skill set.
+Namespaces (keys): ("plans",) task; ("plan_texts",) "task#i", one item per goal text or paraphrase of
+a plan; ("skills",) skill id; ("outcomes",) time-ordered id; ("meta",) "index".
+Retrieval is the store's own vector search (sqlite-vec or pgvector, memory/backends.py): skills are
+indexed on their search text, plan texts one vector each, so re-learning a plan with fewer
+paraphrases deletes the old ones in the same transaction. ("meta", "index") names the embedder the
+vectors came from; opening with another one re-indexes a local file and refuses a shared database
+(robots of a fleet must agree on one embedder, or they would undo each other's index).
+Every write of a task is one batch, hence one transaction: no partial skill set.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from langgraph.store.base import BaseStore, PutOp
 from pydantic import ValidationError
 
-from core.errors import BackendUnavailable, ConfigError, VLMimicError
 from core.settings import Settings
 from core.skills import Outcome, Skill, TaskPlan
+from memory.backends import (
+    INDEX_KEY,
+    META,
+    Backend,
+    SkillMemoryError,
+    index_meta,
+    open_postgres_store,
+    open_sqlite_store,
+    refuse_another_embedder,
+)
 from memory.embeddings import Embedder, make_embedder
 
 PLANS = ("plans",)
+PLAN_TEXTS = ("plan_texts",)
 SKILLS = ("skills",)
 OUTCOMES = ("outcomes",)
 PAGE = 500
+TEXT = ["text"]  # the one field of a skill or plan-text item that the store embeds
+
+__all__ = ["SkillMemory", "SkillMemoryError", "open_memory"]
 
 
-class SkillMemoryError(VLMimicError):
-    """Skill memory could not be read or written (the message names the item)."""
+def _plan_text_key(task: str, i: int) -> str:
+    return f"{task}#{i:03d}"
 
 
 class SkillMemory:
-    """Typed access to plans, skills and outcomes in a LangGraph BaseStore."""
+    """Typed access to plans, skills and outcomes in a LangGraph BaseStore with a vector index."""
 
-    def __init__(self, store: BaseStore, embedder: Embedder, *, location: str = "", closer: Any = None) -> None:
+    def __init__(self, store: BaseStore, embedder: Embedder, *, location: str = "", closer: Any = None,
+                 backend: Backend = "sqlite") -> None:
         self.store = store
         self.embedder = embedder
         self.location = location
+        self.backend = backend
+        self.note = ""  # what opening did to the index, for the user ('' when nothing)
         self._closer = closer
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -63,9 +71,47 @@ class SkillMemory:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # --- the vector index -------------------------------------------------------------------------
+    def indexed_with(self) -> dict[str, Any] | None:
+        """The embedder the stored vectors came from (None for a memory written before the index)."""
+        item = self.store.get(META, INDEX_KEY)
+        return None if item is None else dict(item.value)
+
+    def sync_index(self) -> str:
+        """Make the stored vectors this embedder's; returns what was done ('' when they already were)."""
+        want, have = index_meta(self.embedder), self.indexed_with()
+        if have is not None and all(have.get(k) == v for k, v in want.items()):
+            return ""
+        if self.backend == "postgres":
+            refuse_another_embedder(self.store, self.embedder)
+        plans, skills = self._all(PLANS), self._all(SKILLS)
+        if not plans and not skills:
+            self.store.put(META, INDEX_KEY, want, index=False)
+            return ""
+        ops: list[PutOp] = [PutOp(META, INDEX_KEY, want, index=False)]
+        for it in skills:
+            skill = self._skill(it.value, it.key)
+            ops.append(self._skill_op(skill))
+        for it in plans:
+            ops += self._plan_ops(TaskPlan.model_validate(it.value["plan"]), previous=None)
+        self.store.batch(ops)
+        was = "no index" if have is None else str(have.get("embedder"))
+        return (f"skill memory re-indexed for {want['embedder']} (was {was}): "
+                f"{len(plans)} plans, {len(skills)} skills")
+
     # --- writing ----------------------------------------------------------------------------------
-    def _vectors(self, texts: list[str]) -> list[list[float]]:
-        return [[float(x) for x in row] for row in self.embedder.embed(texts)]
+    def _skill_op(self, skill: Skill) -> PutOp:
+        return PutOp(SKILLS, skill.id, {"skill": skill.model_dump(mode="json"), "text": skill.search_text()},
+                     index=TEXT)
+
+    def _plan_ops(self, plan: TaskPlan, previous: TaskPlan | None) -> list[PutOp]:
+        texts = plan.search_texts()
+        ops = [PutOp(PLANS, plan.task, {"plan": plan.model_dump(mode="json"), "texts": texts}, index=False)]
+        ops += [PutOp(PLAN_TEXTS, _plan_text_key(plan.task, i), {"task": plan.task, "text": t}, index=TEXT)
+                for i, t in enumerate(texts)]
+        old = len(previous.search_texts()) if previous is not None else 0
+        ops += [PutOp(PLAN_TEXTS, _plan_text_key(plan.task, i), None) for i in range(len(texts), old)]
+        return ops
 
     def learn(self, skills: list[Skill], plan: TaskPlan) -> None:
         """Store a task's skills and plan atomically (one transaction); replaces a previous plan of the task."""
@@ -73,33 +119,24 @@ class SkillMemory:
         missing = [st.skill_id for st in plan.steps if st.skill_id not in ids and self.get_skill(st.skill_id) is None]
         if missing:
             raise SkillMemoryError(f"plan {plan.task!r} refers to skills that are neither given nor stored: {missing}")
-        ops: list[PutOp] = []
-        skill_texts = [s.search_text() for s in skills]
-        vecs = self._vectors(skill_texts) if skills else []
-        for s, text, v in zip(skills, skill_texts, vecs, strict=True):
-            ops.append(PutOp(SKILLS, s.id, {"skill": s.model_dump(mode="json"), "text": text, "embedding": v,
-                                            "embedder": self.embedder.name}, index=False))
-        ptexts = plan.search_texts()
-        ops.append(PutOp(PLANS, plan.task, {"plan": plan.model_dump(mode="json"), "texts": ptexts,
-                                             "embeddings": self._vectors(ptexts), "embedder": self.embedder.name},
-                         index=False))
+        ops = [self._skill_op(s) for s in skills] + self._plan_ops(plan, previous=self.get_plan(plan.task))
         self.store.batch(ops)
 
     def put_skill(self, skill: Skill) -> None:
-        text = skill.search_text()
-        self.store.put(SKILLS, skill.id, {"skill": skill.model_dump(mode="json"), "text": text,
-                                          "embedding": self._vectors([text])[0], "embedder": self.embedder.name},
-                       index=False)
+        self.store.batch([self._skill_op(skill)])
 
     def forget_skill(self, skill_id: str) -> list[str]:
         """Delete a skill; returns the tasks whose plans used it (those plans are deleted too)."""
         if self.get_skill(skill_id) is None:
             raise SkillMemoryError(
                 f"no skill {skill_id!r} in memory ({self.location}); see `python main.py skills list`")
-        plans = [p.task for p in self.list_plans() if any(st.skill_id == skill_id for st in p.steps)]
-        ops = [PutOp(SKILLS, skill_id, None)] + [PutOp(PLANS, t, None) for t in plans]
+        plans = [p for p in self.list_plans() if any(st.skill_id == skill_id for st in p.steps)]
+        ops = [PutOp(SKILLS, skill_id, None)]
+        for p in plans:
+            ops.append(PutOp(PLANS, p.task, None))
+            ops += [PutOp(PLAN_TEXTS, _plan_text_key(p.task, i), None) for i in range(len(p.search_texts()))]
         self.store.batch(ops)
-        return plans
+        return [p.task for p in plans]
 
     def record_outcome(self, outcome: Outcome) -> None:
         """Append an outcome and update the skill's statistics in one transaction."""
@@ -109,11 +146,7 @@ class SkillMemory:
         if skill is not None:
             stats = skill.stats.model_copy(update={"tries": skill.stats.tries + 1,
                                                    "successes": skill.stats.successes + int(outcome.success)})
-            skill = skill.model_copy(update={"stats": stats})
-            item = self.store.get(SKILLS, skill.id)
-            value = dict(item.value) if item else {}
-            value["skill"] = skill.model_dump(mode="json")
-            ops.append(PutOp(SKILLS, skill.id, value, index=False))
+            ops.append(self._skill_op(skill.model_copy(update={"stats": stats})))
         self.store.batch(ops)
 
     # --- reading ----------------------------------------------------------------------------------
@@ -150,83 +183,45 @@ class SkillMemory:
         out = [Outcome.model_validate(i.value) for i in sorted(self._all(OUTCOMES), key=lambda i: i.key)]
         return [o for o in out if skill_id is None or o.skill_id == skill_id]
 
-    def _stored_vectors(self, value: dict, texts: list[str], key: str) -> np.ndarray:
-        if value.get("embedder") == self.embedder.name and value.get(key) is not None:
-            v = np.asarray(value[key], dtype=np.float32)
-            return v if v.ndim == 2 else v[None, :]
-        return self.embedder.embed(texts)
-
     def search_plans(self, goal: str, k: int = 3) -> list[tuple[TaskPlan, float]]:
         """Plans ranked by the best cosine similarity of the goal to their goal text or paraphrases."""
-        items = self._all(PLANS)
-        if not items:
-            return []
-        q = self.embedder.embed([goal])[0]
-        scored = []
-        for it in items:
-            vecs = self._stored_vectors(it.value, list(it.value["texts"]), "embeddings")
-            scored.append((TaskPlan.model_validate(it.value["plan"]), float(np.max(vecs @ q))))
-        scored.sort(key=lambda t: -t[1])
-        return scored[:k]
+        # several texts per plan: ask for enough text hits to rank k distinct plans
+        best: dict[str, float] = {}
+        for hit in self.store.search(PLAN_TEXTS, query=goal, limit=max(8 * k, 24)):
+            task = str(hit.value["task"])
+            best[task] = max(best.get(task, -1.0), float(hit.score or 0.0))
+        out = []
+        for task, score in sorted(best.items(), key=lambda t: -t[1]):
+            plan = self.get_plan(task)
+            if plan is not None:
+                out.append((plan, score))
+            if len(out) == k:
+                break
+        return out
 
     def search_skills(self, text: str, k: int = 5) -> list[tuple[Skill, float]]:
-        items = self._all(SKILLS)
-        if not items:
-            return []
-        q = self.embedder.embed([text])[0]
-        scored = []
-        for it in items:
-            v = self._stored_vectors(it.value, [it.value["text"]], "embedding")
-            scored.append((self._skill(it.value, it.key), float(np.max(v @ q))))
-        scored.sort(key=lambda t: -t[1])
-        return scored[:k]
+        return [(self._skill(hit.value, hit.key), float(hit.score or 0.0))
+                for hit in self.store.search(SKILLS, query=text, limit=k)]
 
 
 # --- opening ------------------------------------------------------------------------------------
 
 
-def open_sqlite_store(path: Path) -> tuple[BaseStore, Any]:
-    from langgraph.store.sqlite import SqliteStore
-
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        store = SqliteStore(conn)
-        store.setup()
-    except (sqlite3.Error, OSError) as e:
-        raise SkillMemoryError(f"{path}: cannot open the skill memory: {e}") from e
-    return store, conn.close
-
-
-def open_postgres_store(url: str) -> tuple[BaseStore, Any]:
-    try:
-        from langgraph.store.postgres import PostgresStore
-    except ImportError as e:
-        raise BackendUnavailable(
-            "memory_url is a postgresql:// URL but LangGraph's PostgresStore is not installed; "
-            "install it with `pip install langgraph-checkpoint-postgres` (and pgvector on the server)"
-        ) from e
-    cm: AbstractContextManager = PostgresStore.from_conn_string(url)
-    store = cm.__enter__()
-    store.setup()
-    return store, lambda: cm.__exit__(None, None, None)
-
-
 def open_memory(settings: Settings, embedder: Embedder | None = None) -> SkillMemory:
-    """The configured skill memory (SQLite file by default, Postgres when memory_url is set)."""
+    """The configured skill memory (SQLite file by default, Postgres when memory_url is set), its index in sync.
+
+    `SkillMemory.note` says when opening re-indexed the stored texts for this embedder.
+    """
     emb = embedder if embedder is not None else make_embedder(settings.embedder_model_path)
     if settings.memory_url:
-        if not settings.memory_url.startswith(("postgresql://", "postgres://")):
-            scheme = settings.memory_url.split(":")[0]
-            raise ConfigError(f"setting 'memory_url': expected postgresql://..., got {scheme}://")
-        store, closer = open_postgres_store(settings.memory_url)
-        return SkillMemory(store, emb, location="postgres", closer=closer)
-    store, closer = open_sqlite_store(settings.memory_path)
-    return SkillMemory(store, emb, location=str(settings.memory_path), closer=closer)
-
-
-def iter_ids(skills: Iterable[Skill]) -> list[str]:
-    return [s.id for s in skills]
+        store, closer = open_postgres_store(settings.memory_url, emb)
+        mem = SkillMemory(store, emb, location="postgres (memory_url)", closer=closer, backend="postgres")
+    else:
+        store, closer = open_sqlite_store(settings.memory_path, emb)
+        mem = SkillMemory(store, emb, location=str(settings.memory_path), closer=closer)
+    try:
+        mem.note = mem.sync_index()
+    except BaseException:
+        mem.close()
+        raise
+    return mem

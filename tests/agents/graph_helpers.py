@@ -16,14 +16,13 @@ from core.motion import GraspResult, MotionResult, MotionStatus
 from core.settings import load_settings
 from core.skills import GraspConstraint, GraspRegion, PlanStep, Provenance, Skill, SkillObject, TaskPlan
 from memory.embeddings import LexicalEmbedder
-from memory.store import SkillMemory, open_sqlite_store
+from memory.store import SkillMemory, open_memory
 
 GOAL = "put the block in the box"
 
 
 def make_memory(path: Path) -> SkillMemory:
-    store, closer = open_sqlite_store(path)
-    return SkillMemory(store, LexicalEmbedder(), location=str(path), closer=closer)
+    return open_memory(load_settings(memory_path=path), embedder=LexicalEmbedder())
 
 
 def seed_plan(mem: SkillMemory) -> TaskPlan:

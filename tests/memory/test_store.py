@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import BackendUnavailable, ConfigError
 from core.settings import load_settings
 from core.skills import Outcome
 from memory.embeddings import LexicalEmbedder, make_embedder
@@ -73,29 +72,70 @@ def test_outcomes_update_statistics(memory):
     assert [o.message for o in memory.outcomes(skills[0].id)] == ["", "slipped"]
 
 
-def test_vectors_from_another_embedder_are_not_mixed(tmp_path):
+def test_search_runs_on_the_stores_vector_index(memory):
+    memory.learn(*make_task("open_drawer", "open the drawer", ["pull the drawer out"]))
+    conn = memory.store.conn
+    rows = conn.execute("SELECT prefix, key, length(embedding) FROM store_vectors ORDER BY prefix, key").fetchall()
+    # one float32 vector per skill text and per plan text, none for the plan item itself
+    assert [(p, k) for p, k, _ in rows] == [("plan_texts", "open_drawer#000"), ("plan_texts", "open_drawer#001"),
+                                            *[("skills", s.id) for s in memory.list_skills()]]
+    assert {n for _, _, n in rows} == {4 * LexicalEmbedder.dims}
+    hit = memory.store.search(("plan_texts",), query="pull the drawer out", limit=1)[0]
+    assert hit.value["task"] == "open_drawer" and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_relearning_with_fewer_paraphrases_drops_the_old_ones(memory):
+    memory.learn(*make_task("open_drawer", "open the drawer", ["yank the cabinet handle"]))
+    memory.learn(*make_task("stack_blocks", "stack the blocks", []))
+    assert memory.search_plans("yank the cabinet handle", k=1)[0][1] == pytest.approx(1.0, abs=1e-5)
+    memory.learn(*make_task("open_drawer", "open the drawer", []))
+    assert memory.search_plans("yank the cabinet handle", k=1)[0][1] < 0.9
+    n = memory.store.conn.execute("SELECT count(*) FROM store_vectors WHERE prefix = 'plan_texts'").fetchone()[0]
+    assert n == 2
+
+
+def test_another_embedder_reindexes_the_file_and_says_so(tmp_path):
     path = tmp_path / "m.sqlite"
     with open_memory(load_settings(memory_path=path), embedder=LexicalEmbedder()) as mem:
         mem.learn(*make_task("open_drawer", "open the drawer"))
+        assert mem.note == ""
 
     class Other(LexicalEmbedder):
         name = "other"
 
     with open_memory(load_settings(memory_path=path), embedder=Other()) as mem:
+        assert mem.note == "skill memory re-indexed for other (was lexical:hashed-ngrams): 1 plans, 2 skills"
+        assert mem.indexed_with() == {"embedder": "other", "dims": Other.dims}
         assert mem.search_plans("open the drawer")[0][1] == pytest.approx(1.0, abs=1e-5)
+    with open_memory(load_settings(memory_path=path), embedder=Other()) as mem:
+        assert mem.note == ""
 
 
-def test_postgres_url_without_the_package_names_it(tmp_path):
-    settings = load_settings(memory_path=tmp_path / "m.sqlite", memory_url="postgresql://u@localhost/db")
-    try:
-        import langgraph.store.postgres  # noqa: F401
-    except ImportError:
-        with pytest.raises(BackendUnavailable, match="pip install langgraph-checkpoint-postgres"):
-            open_memory(settings, embedder=LexicalEmbedder())
-    else:  # pragma: no cover - the package is not installed here
-        pytest.skip("langgraph-checkpoint-postgres is installed")
-    with pytest.raises(ConfigError, match="memory_url"):
-        open_memory(load_settings(memory_url="mysql://x"), embedder=LexicalEmbedder())
+LEGACY_WRITE = textwrap.dedent("""
+    import sqlite3, sys
+    from langgraph.store.sqlite import SqliteStore
+    from tests.memory.helpers import make_task
+    # the format before the vector index: vectors inside the values, a plain (unindexed) store
+    store = SqliteStore(sqlite3.connect(sys.argv[1], isolation_level=None))
+    store.setup()
+    skills, plan = make_task("open_drawer", "open the drawer", ["pull the drawer out"])
+    for s in skills:
+        store.put(("skills",), s.id, {"skill": s.model_dump(mode="json"), "text": s.search_text(),
+                                      "embedding": [0.0] * 8, "embedder": "old"}, index=False)
+    store.put(("plans",), plan.task, {"plan": plan.model_dump(mode="json"), "texts": plan.search_texts(),
+                                      "embeddings": [[0.0] * 8] * 2, "embedder": "old"}, index=False)
+""")
+
+
+def test_a_memory_from_before_the_index_is_indexed_on_open(tmp_path):
+    path = tmp_path / "m.sqlite"
+    subprocess.run([sys.executable, "-c", LEGACY_WRITE, str(path)], cwd=ROOT, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with open_memory(load_settings(memory_path=path), embedder=LexicalEmbedder()) as mem:
+        assert mem.note.startswith("skill memory re-indexed for lexical:hashed-ngrams (was no index)")
+        assert mem.search_plans("pull the drawer out", k=1)[0][0].task == "open_drawer"
+        assert mem.search_skills("grasp part 1", k=1)[0][0].subtask.startswith("grasp part 1")
+        assert "embedding" not in mem.store.get(("skills",), mem.list_skills()[0].id).value
 
 
 def test_lexical_fallback_says_why(tmp_path):
