@@ -333,12 +333,17 @@ def doctor(
     """Report which rendering backend and optional components work here (bounded in time)."""
     from rich.table import Table
 
+    from core.settings import load_settings
+    from memory.health import memory_checks
     from sim.render import doctor_checks as sim_checks
     from tools.doctor import run_checks
 
     table = Table("component", "status", "detail")
     ok_all = True
-    for check in [*sim_checks(), *run_checks(robot=robot, panda_host=panda_host)]:
+    checks = [*sim_checks(), *run_checks(robot=robot, panda_host=panda_host)]
+    if not any(c.name == "settings" for c in checks):  # settings that do not load are already reported
+        checks += memory_checks(load_settings())
+    for check in checks:
         colour = {"ok": "green", "missing": "yellow", "not configured": "yellow"}.get(check.status, "red")
         table.add_row(check.name, f"[{colour}]{check.status}[/{colour}]", check.detail)
         ok_all &= check.status != "error"

@@ -24,7 +24,7 @@ class Check(BaseModel):
     detail: str = ""
 
 
-def _bounded(name: str, fn: Callable[[], Check | list[Check]], timeout_s: float) -> list[Check]:
+def bounded(name: str, fn: Callable[[], Check | list[Check]], timeout_s: float) -> list[Check]:
     """Run one check in a worker thread; a hang or a crash becomes an "error" Check, never an exception."""
     from core.errors import VLMimicError
     from tools.robot.connectivity import DeadlineExceeded, call_with_deadline
@@ -139,13 +139,13 @@ def run_checks(robot: str = "sim", panda_host: str | None = None, timeout_s: flo
         return [Check(name="settings", status="error", detail=str(e))]
     host = panda_host or settings.hardware.panda_host
     checks = [
-        *_bounded("panda-py", _check_panda_py, timeout_s + 10.0),  # the first import can be slow
-        *_bounded("robot", lambda: _check_robot(host, min(timeout_s, settings.hardware.connect_timeout_s)),
+        *bounded("panda-py", _check_panda_py, timeout_s + 10.0),  # the first import can be slow
+        *bounded("robot", lambda: _check_robot(host, min(timeout_s, settings.hardware.connect_timeout_s)),
                   timeout_s + 1.0),
-        *_bounded("realsense", lambda: _check_realsense(settings.hardware.realsense_serial), timeout_s + 10.0),
-        *_bounded("camera calibration", lambda: _check_calibration(settings), timeout_s),
-        *_bounded("perception weights", lambda: _check_weights(settings), timeout_s),
-        *_bounded("llm endpoint", lambda: _check_llm(settings), timeout_s),
+        *bounded("realsense", lambda: _check_realsense(settings.hardware.realsense_serial), timeout_s + 10.0),
+        *bounded("camera calibration", lambda: _check_calibration(settings), timeout_s),
+        *bounded("perception weights", lambda: _check_weights(settings), timeout_s),
+        *bounded("llm endpoint", lambda: _check_llm(settings), timeout_s),
     ]
     if robot == "panda" and not host:
         for c in checks:

@@ -1,0 +1,44 @@
+"""`python main.py doctor`'s view of the skill memory: the embedder and what the memory holds.
+
+Read only: a memory indexed by another embedder is reported, not re-indexed (the next run or `learn`
+re-indexes a local file). A shared database is contacted only when `memory_url` is configured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from memory.backends import index_meta, open_postgres_store, open_sqlite_store
+from memory.embeddings import make_embedder
+from memory.store import SkillMemory
+from tools.doctor import Check, bounded
+
+MODEL_LOAD_S = 30.0  # the first load of the sentence model takes seconds on a busy machine
+
+
+def memory_checks(settings: Any, timeout_s: float = 5.0) -> list[Check]:
+    """The "embedder" and "skill memory" checks, bounded in time like every doctor check."""
+    return bounded("skill memory", lambda: _check_memory(settings), timeout_s + MODEL_LOAD_S)
+
+
+def _check_memory(settings: Any) -> list[Check]:
+    emb = make_embedder(settings.embedder_model_path)
+    lexical = emb.name.startswith("lexical")
+    out = [Check(name="embedder", status="missing" if lexical else "ok",
+                 detail=emb.note if lexical else f"{emb.name}, {emb.dims} dims")]
+    if settings.memory_url:
+        store, closer = open_postgres_store(settings.memory_url, emb)
+        mem = SkillMemory(store, emb, location="postgres (memory_url)", closer=closer, backend="postgres")
+    elif not Path(settings.memory_path).exists():
+        return [*out, Check(name="skill memory", status="ok", detail=f"{settings.memory_path} (new, empty)")]
+    else:
+        store, closer = open_sqlite_store(settings.memory_path, emb)
+        mem = SkillMemory(store, emb, location=str(settings.memory_path), closer=closer)
+    with mem:
+        have, n_plans, n_skills = mem.indexed_with(), len(mem.list_plans()), len(mem.list_skills())
+    held = f"{mem.location}: {n_plans} plans, {n_skills} skills"
+    if have is not None and have != index_meta(emb):
+        return [*out, Check(name="skill memory", status="ok",
+                            detail=f"{held}; indexed with {have.get('embedder')}, re-indexed on next use")]
+    return [*out, Check(name="skill memory", status="ok", detail=f"{held}; vector index {emb.name}")]
