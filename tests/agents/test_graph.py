@@ -210,3 +210,22 @@ def test_an_adapter_subgraph_asks_before_its_own_motions_and_resumes_inside(
     by = [e["by"] for e in kinds(tmp_path / "runs" / "sub1", "approval")]
     assert by == ["delegated: the adapter asks before each of its motions", "operator"] * 2
     assert len(kinds(tmp_path / "runs" / "sub1", "step_start")) == 2
+
+
+def test_the_run_says_when_memory_was_reindexed_and_which_embedder_it_uses(tmp_path: Path) -> None:
+    from core.settings import load_settings
+    from memory.embeddings import LexicalEmbedder
+    from memory.store import open_memory
+
+    class Older(LexicalEmbedder):
+        name = "older-embedder"
+
+    path = tmp_path / "memory.sqlite"
+    with open_memory(load_settings(memory_path=path), embedder=Older()) as mem:
+        seed_plan(mem)
+    summary = run_goal(real_robot_config("r9"), runs_root=tmp_path / "runs", approver=lambda p: True,
+                       context_factory=make_ctx_factory(path, FakeArm(), FakeAdapter()))
+    assert summary.outcome == "achieved"
+    said = [e["text"] for e in kinds(tmp_path / "runs" / "r9", "say") if e.get("agent") == "memory"]
+    assert said == ["skill memory re-indexed for lexical:hashed-ngrams (was older-embedder): 1 plans, 2 skills",
+                    "lexical fallback"]
