@@ -5,8 +5,11 @@
   WAL journal, synchronous=FULL and foreign keys on: each batch is one transaction (a kill mid-write
   leaves the previous state), and replacing or deleting an item drops its old vectors with it.
 - PostgreSQL (`settings.memory_url`): LangGraph's `PostgresStore` with pgvector, for a fleet sharing
-  one library (package `langgraph-checkpoint-postgres`, imported only then). The index is HNSW for
-  embeddings up to pgvector's 2000-dimension limit and exact (flat) above it (the lexical fallback).
+  one library (package `langgraph-checkpoint-postgres`, imported only then). The search is exact
+  (pgvector "flat", no ANN index): LangGraph keeps every namespace's vectors in one table and filters
+  by namespace after pgvector's approximate HNSW scan, so with HNSW a plan search found the right plan
+  for 18 of 36 queries among 1009 plans and 3 of 36 among 5009 (bench/results/memory_retrieval.md),
+  against 36 of 36 for the exact search, which took 24 ms median at 5009 plans (query embedding included).
 Both use cosine similarity, so a search score is the cosine of the query and the stored text.
 """
 
@@ -21,7 +24,6 @@ from core.errors import BackendUnavailable, ConfigError, VLMimicError
 from memory.embeddings import Embedder
 
 Backend = Literal["sqlite", "postgres"]
-HNSW_MAX_DIMS = 2000  # pgvector cannot build an HNSW index over more dimensions
 META = ("meta",)
 INDEX_KEY = "index"  # ("meta", "index"): the embedder the stored vectors came from
 
@@ -30,18 +32,16 @@ class SkillMemoryError(VLMimicError):
     """Skill memory could not be read or written (the message names the item)."""
 
 
-def index_config(embedder: Embedder, backend: Backend) -> dict[str, Any]:
+def index_config(embedder: Embedder, backend: Backend, pg_index: Literal["flat", "hnsw"] = "flat") -> dict[str, Any]:
     """LangGraph index settings: the store embeds the fields named at each put with this embedder."""
 
     def embed(texts: Any) -> list[list[float]]:
         return [[float(x) for x in row] for row in embedder.embed(list(texts))]
 
     config: dict[str, Any] = {"dims": int(embedder.dims), "embed": embed, "fields": ["text"]}
+    config["distance_type"] = "cosine"
     if backend == "postgres":
-        kind = "hnsw" if embedder.dims <= HNSW_MAX_DIMS else "flat"
-        config |= {"distance_type": "cosine", "ann_index_config": {"kind": kind}}
-    else:
-        config["distance_type"] = "cosine"
+        config["ann_index_config"] = {"kind": pg_index}  # "flat" (exact) unless measuring: see the docstring
     return config
 
 
@@ -69,7 +69,8 @@ def open_sqlite_store(path: Path, embedder: Embedder) -> tuple[BaseStore, Any]:
     return store, conn.close
 
 
-def open_postgres_store(url: str, embedder: Embedder) -> tuple[BaseStore, Any]:
+def open_postgres_store(url: str, embedder: Embedder,
+                        pg_index: Literal["flat", "hnsw"] = "flat") -> tuple[BaseStore, Any]:
     """A set-up PostgresStore with a pgvector index, and the function that closes it.
 
     The embedder recorded in the shared library is checked before the vector table is touched: its
@@ -96,7 +97,7 @@ def open_postgres_store(url: str, embedder: Embedder) -> tuple[BaseStore, Any]:
         plain = PostgresStore(conn)  # type: ignore[arg-type]
         plain.setup()
         refuse_another_embedder(plain, embedder)
-        store = PostgresStore(conn, index=index_config(embedder, "postgres"))  # type: ignore[arg-type]
+        store = PostgresStore(conn, index=index_config(embedder, "postgres", pg_index))  # type: ignore[arg-type]
         store.setup()
     except psycopg.Error as e:
         conn.close()

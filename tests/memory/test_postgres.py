@@ -60,10 +60,13 @@ def test_fleet_memory_learns_searches_and_forgets_through_pgvector(url, tmp_path
         assert other.forget_skill(skills[0].id) == ["wash_pan"]
         assert [p.task for p, _ in other.search_plans("clean the frying pan", k=3)] == ["open_microwave",
                                                                                        "stack_blocks"]
-        # the vectors live in pgvector behind an HNSW index (384-dim sentence vectors)
+        # the vectors live in pgvector (384-dim sentence vectors), searched exactly: no ANN index
         with other.store.conn.cursor() as cur:
+            cur.execute("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute "
+                        "WHERE attrelid = 'store_vectors'::regclass AND attname = 'embedding'")
+            assert cur.fetchone()["t"] == "vector(384)"
             cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'store_vectors'")
-            assert any("hnsw" in row["indexdef"] for row in cur.fetchall())
+            assert not any("hnsw" in row["indexdef"] or "ivfflat" in row["indexdef"] for row in cur.fetchall())
 
 
 def test_relearning_with_fewer_paraphrases_drops_the_old_ones(url, tmp_path):
