@@ -15,9 +15,11 @@ from core.skills import Skill
 from tools.execution.candidates import is_round
 from tools.execution.manipulation import (
     master_slave_trajectory,
+    tilts_slave,
     world_trajectory,
     yaw_master_to_demo,
     yaw_slave_to_demo,
+    yaw_slave_to_grip,
 )
 from tools.execution.verify import relation
 from tools.perception.scene import PerceivedObject
@@ -52,7 +54,14 @@ def compose_manipulation(skill: Skill, T_wm: np.ndarray, master_size: tuple, T_w
         if is_round(master_size, T_wm):
             T_wm = yaw_master_to_demo(T_wm, T_ws, shape[0])
         if slave_round:
-            Rz = yaw_slave_to_demo(relation(T_wm, T_ws), shape[0])
+            # its yaw cannot be seen: a tilt goes by the demonstrated grip (which way the fingers stand to
+            # the tilt), anything else by the demonstrated start orientation (no wrist twist to make)
+            Rz = None
+            if tilts_slave(shape):
+                Rz = yaw_slave_to_grip(relation(T_wm, T_ws), T_sg, shape[0],
+                                       skill.manipulation.T_slave_gripper.matrix())
+            if Rz is None:
+                Rz = yaw_slave_to_demo(relation(T_wm, T_ws), shape[0])
             T_ws, T_sg = T_ws @ Rz, invert_transform(Rz) @ T_sg
     T_ms0 = relation(T_wm, T_ws) if T_ws is not None else None
     Ts = master_slave_trajectory(skill.manipulation, sizes, T_ms0, revision=rev, scale_about=about,

@@ -164,6 +164,36 @@ def yaw_slave_to_demo(T_master_slave: np.ndarray, T_ms_learned: np.ndarray) -> n
     return best
 
 
+TILTED_DEG = 30.0  # a held object whose axis leaves the start's by more than this is tilted (a pour)
+
+
+def tilts_slave(T_master_slave: np.ndarray, min_deg: float = TILTED_DEG) -> bool:
+    """Does the trajectory tip the slave's own z away from where it starts (more than `min_deg`)?"""
+    T = np.asarray(T_master_slave, dtype=float)
+    z0 = T[0][:3, 2]
+    cos = np.clip(T[:, :3, 2] @ z0, -1.0, 1.0)
+    return bool(np.degrees(np.arccos(cos.min())) > min_deg)
+
+
+def yaw_slave_to_grip(T_master_slave: np.ndarray, T_slave_gripper: np.ndarray, T_ms_learned: np.ndarray,
+                      T_sg_learned: np.ndarray, max_finger_tilt: float = 0.7) -> np.ndarray | None:
+    """For a round slave that the program tilts: the turn Rz(d) about its own z after which the gripper
+    holds it as in the demos, i.e. Rz(-d) · T_slave_gripper has the demonstrated finger axis about the
+    slave's z. The tilt is then about the same axis relative to the fingers as demonstrated (a pour's
+    fingers along the tilt, its lip free; fingers across it stand in the lip and scatter the pour).
+    Of the two such turns (a parallel gripper is the same after a half turn) the one nearer the
+    demonstrated start orientation. None when a finger axis is too near the slave's z to have a yaw."""
+    y_now = np.asarray(T_slave_gripper, dtype=float)[:3, 1]
+    y_then = np.asarray(T_sg_learned, dtype=float)[:3, 1]
+    if abs(y_now[2]) > max_finger_tilt or abs(y_then[2]) > max_finger_tilt:
+        return None
+    d0 = float(np.arctan2(y_now[1], y_now[0]) - np.arctan2(y_then[1], y_then[0]))
+    R_now, R_then = np.asarray(T_master_slave)[:3, :3], np.asarray(T_ms_learned)[:3, :3]
+    turns = [_rot_z(d0), _rot_z(d0 + np.pi)]
+    errs = [float(Rot.from_matrix(R_then.T @ R_now @ Rz[:3, :3]).magnitude()) for Rz in turns]
+    return turns[int(np.argmin(errs))]
+
+
 def world_trajectory(T_world_master: np.ndarray, T_master_slave: np.ndarray, T_slave_gripper: np.ndarray) -> list[Pose]:
     """T_world_gripper(t) = T_world_master · T_master_slave(t) · T_slave_gripper."""
     return [Pose.from_matrix(T_world_master @ T @ T_slave_gripper) for T in T_master_slave]
