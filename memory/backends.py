@@ -38,8 +38,7 @@ def index_config(embedder: Embedder, backend: Backend, pg_index: Literal["flat",
     def embed(texts: Any) -> list[list[float]]:
         return [[float(x) for x in row] for row in embedder.embed(list(texts))]
 
-    config: dict[str, Any] = {"dims": int(embedder.dims), "embed": embed, "fields": ["text"]}
-    config["distance_type"] = "cosine"
+    config: dict[str, Any] = {"dims": int(embedder.dims), "embed": embed, "fields": ["text"], "distance_type": "cosine"}
     if backend == "postgres":
         config["ann_index_config"] = {"kind": pg_index}  # "flat" (exact) unless measuring: see the docstring
     return config

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memory.backends import index_meta, open_postgres_store, open_sqlite_store
+from memory.backends import index_meta
 from memory.embeddings import make_embedder
-from memory.store import SkillMemory
+from memory.store import open_as_is
 from tools.doctor import Check, bounded
 
 MODEL_LOAD_S = 30.0  # the first load of the sentence model takes seconds on a busy machine
@@ -27,15 +27,9 @@ def _check_memory(settings: Any) -> list[Check]:
     lexical = emb.name.startswith("lexical")
     out = [Check(name="embedder", status="missing" if lexical else "ok",
                  detail=emb.note if lexical else f"{emb.name}, {emb.dims} dims")]
-    if settings.memory_url:
-        store, closer = open_postgres_store(settings.memory_url, emb)
-        mem = SkillMemory(store, emb, location="postgres (memory_url)", closer=closer, backend="postgres")
-    elif not Path(settings.memory_path).exists():
+    if not settings.memory_url and not Path(settings.memory_path).exists():  # looking creates no file
         return [*out, Check(name="skill memory", status="ok", detail=f"{settings.memory_path} (new, empty)")]
-    else:
-        store, closer = open_sqlite_store(settings.memory_path, emb)
-        mem = SkillMemory(store, emb, location=str(settings.memory_path), closer=closer)
-    with mem:
+    with open_as_is(settings, emb) as mem:
         have, n_plans, n_skills = mem.indexed_with(), len(mem.list_plans()), len(mem.list_skills())
     held = f"{mem.location}: {n_plans} plans, {n_skills} skills"
     if have is not None and have != index_meta(emb):

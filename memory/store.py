@@ -212,16 +212,19 @@ def open_memory(settings: Settings, embedder: Embedder | None = None) -> SkillMe
 
     `SkillMemory.note` says when opening re-indexed the stored texts for this embedder.
     """
-    emb = embedder if embedder is not None else make_embedder(settings.embedder_model_path)
-    if settings.memory_url:
-        store, closer = open_postgres_store(settings.memory_url, emb)
-        mem = SkillMemory(store, emb, location="postgres (memory_url)", closer=closer, backend="postgres")
-    else:
-        store, closer = open_sqlite_store(settings.memory_path, emb)
-        mem = SkillMemory(store, emb, location=str(settings.memory_path), closer=closer)
+    mem = open_as_is(settings, embedder if embedder is not None else make_embedder(settings.embedder_model_path))
     try:
         mem.note = mem.sync_index()
     except BaseException:
         mem.close()
         raise
     return mem
+
+
+def open_as_is(settings: Settings, embedder: Embedder) -> SkillMemory:
+    """The configured skill memory with its vectors as they are (no re-index): for looking, not using."""
+    if settings.memory_url:
+        store, closer = open_postgres_store(settings.memory_url, embedder)
+        return SkillMemory(store, embedder, location="postgres (memory_url)", closer=closer, backend="postgres")
+    store, closer = open_sqlite_store(settings.memory_path, embedder)
+    return SkillMemory(store, embedder, location=str(settings.memory_path), closer=closer)
