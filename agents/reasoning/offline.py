@@ -12,6 +12,7 @@ Every answer's `source` says it comes from the offline reasoner.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel
@@ -187,11 +188,9 @@ class OfflineReasoner(BaseReasoner):
             issues.append(f"needs a {q.gripper_width_needed * 100:.1f} cm opening (Panda: 8 cm)")
             rev = rev.model_copy(update={"next_grasp_candidate": True})
         if q.demo_keypoints and q.adapted_keypoints:
-            # a thin extent (a plate's 7 mm thickness) is no scale for heights: it would turn millimetres of
-            # measurement noise into whole "bbox fractions" (programs keep such lengths in metres, fit.symbolise)
-            d = np.asarray(q.demo_keypoints) / np.maximum(np.asarray(q.demo_master_size), MIN_EXTENT_M)
-            a = np.asarray(q.adapted_keypoints) / np.maximum(np.asarray(q.scene_master_size), MIN_EXTENT_M)
-            if d.shape == a.shape:
+            demo_kp, adapted_kp = np.asarray(q.demo_keypoints, float), np.asarray(q.adapted_keypoints, float)
+            if demo_kp.shape == adapted_kp.shape:
+                d, a = _layouts(demo_kp, adapted_kp, q.demo_master_size, q.scene_master_size, sweep=q.sweep)
                 if q.sweep:
                     # a scrub: the region swept and its place on the master count, not which stroke comes
                     # at which keypoint (in order, two sweeps of one pan "differ" by most of its width)
@@ -320,6 +319,37 @@ def _describe_program(family: str, q: TrajectoryQuestion, turns: bool = False) -
 
 
 __all__ = ["OfflineReasoner", "SOURCE", "PlanStep"]
+
+
+def _layouts(demo: np.ndarray, adapted: np.ndarray, demo_master: Sequence[float], scene_master: Sequence[float],
+             *, sweep: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Demonstrated and adapted keypoints in the demo master's bbox fractions, each axis of the adapted
+    ones read with the size law it follows: scaled with the master (fractions of the scene's master) or
+    kept in metres (fractions of the demo's master), whichever is nearer the demo along that axis.
+
+    Programs write a lift, a pour's rise and a contact height in metres or over both objects' sizes
+    (fit.symbolise); read in the scene master's fractions alone, the same 12 cm rise over a 6 cm instead
+    of a 7.8 cm target cup "differs" by 0.3 fractions, and scaling the pour to undo that moves it off the
+    target. Only a layout that follows neither law along some axis (a motion twice the demo's on a master
+    of the same size) is a different interaction. Per axis, a path is compared from its start; a sweep by
+    its quantiles (which stroke comes when does not count)."""
+    # a thin extent (a plate's 7 mm thickness) is no scale at all: it would turn millimetres of measurement
+    # noise into whole "bbox fractions"
+    dm = np.maximum(np.asarray(demo_master, float), MIN_EXTENT_M)
+    sm = np.maximum(np.asarray(scene_master, float), MIN_EXTENT_M)
+    d = demo / dm
+    scaled, metric = adapted / sm, adapted / dm
+    a = scaled.copy()
+    for i in range(3):
+        if sweep:
+            def off(x: np.ndarray, i: int = i) -> float:
+                return float(np.median(np.abs(np.sort(x[:, i]) - np.sort(d[:, i]))))
+        else:
+            def off(x: np.ndarray, i: int = i) -> float:
+                return float(np.median(np.abs((x[:, i] - x[0, i]) - (d[:, i] - d[0, i]))))
+        if off(metric) < off(scaled):
+            a[:, i] = metric[:, i]
+    return d, a
 
 
 def _end_matches(q: CompareQuestion) -> bool:

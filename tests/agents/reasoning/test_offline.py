@@ -242,3 +242,38 @@ def test_compare_accepts_a_small_block_set_on_a_big_one_where_the_program_puts_i
     # a carry that ends beside the big block is still caught
     beside = [(x, y + 0.07 * s, z - 0.03 * s) for (x, y, z), s in zip(other, t, strict=True)]
     assert not reasoner.compare(CompareQuestion(**base, **sizes, adapted_keypoints=beside)).acceptable
+
+
+def test_compare_accepts_a_pour_that_keeps_its_rise_in_metres_over_a_shorter_cup(reasoner):
+    # the same pour (out 6 cm, up 12 cm and back, in metres) over a 6 cm instead of a 7.8 cm target: read in
+    # the scene target's heights alone it rose 0.3 "fractions" more, and rescaling it moved it off the target
+    t = np.linspace(0.0, np.pi, 10)
+    pour = [(0.06 * np.sin(a), 0.0, 0.08 + 0.12 * np.sin(a / 2)) for a in t]
+    base = dict(skill_id="s", subtask="pour", phase=Phase.manipulation, demo_master_size=(0.091, 0.091, 0.078),
+                demo_keypoints=pour, reachable=[True] * 10)
+    ok = reasoner.compare(CompareQuestion(**base, scene_master_size=(0.085, 0.085, 0.06), adapted_keypoints=pour))
+    assert ok.acceptable and ok.revision.is_identity()
+    # a rise that follows neither law (twice the demo's, over a cup of the same height) is still caught
+    high = [(x, y, 0.08 + 2.0 * (z - 0.08)) for x, y, z in pour]
+    bad = reasoner.compare(CompareQuestion(**base, scene_master_size=(0.091, 0.091, 0.078), adapted_keypoints=high))
+    assert not bad.acceptable and bad.revision.trajectory_scale < 1
+
+
+def test_compare_accepts_a_scrub_on_a_shallower_pan_at_the_contact_height(reasoner):
+    # rows over a pan's floor, across the pan in its extents; the brush's centre stays its half-height (6.2 cm)
+    # above the floor, which lies half the pan's height below the pan's centre. The scene's pan is 6 mm
+    # shallower: 3 mm in metres, yet 0.2 "fractions" in its 4 cm height alone (brush_pan unseen seed 4,
+    # where rescaling the scrub to undo that lifted the bristles off the floor)
+    t = np.linspace(0.0, 1.0, 40)
+
+    def scrub(r: float, pan_z: float) -> list[tuple[float, float, float]]:
+        return [(r * (2 * x - 1), 0.5 * r * np.sin(6 * np.pi * x), 0.062 - pan_z / 2) for x in t]
+    base = dict(skill_id="s", subtask="scrub", phase=Phase.manipulation, sweep=True,
+                demo_master_size=(0.34, 0.2, 0.046), demo_keypoints=scrub(0.07, 0.046), reachable=[True] * 40)
+    ok = reasoner.compare(CompareQuestion(**base, scene_master_size=(0.29, 0.16, 0.04),
+                                          adapted_keypoints=scrub(0.06, 0.04)))
+    assert ok.acceptable and ok.revision.is_identity()
+    # scrubbing three times the region on the same pan is not the demonstrated interaction
+    bad = reasoner.compare(CompareQuestion(**base, scene_master_size=(0.34, 0.2, 0.046),
+                                           adapted_keypoints=scrub(0.21, 0.046)))
+    assert not bad.acceptable
