@@ -18,6 +18,49 @@ from tools.constraints.keypoints import MAX_SIZE_MULTIPLE
 
 AXES = ("x", "y", "z")
 FOOTPRINT_MARGIN_M = 0.01  # a held object this close to the master's footprint counts as above it
+BODY_RATIO = 1.3  # a master this much longer than wide is a body with a protrusion (a pan and its handle) ...
+BODY_OFFSET = 0.1  # ... when a scrub's region lies this far (fraction of the long extent) towards one end
+
+
+class _BodyEnd:
+    """Where a scrub sits on a long master: along the long axis `i`, measured from the end `side` it lies
+    towards, in the short extent `j`.
+
+    A pan is its bowl (2r wide) at one end plus a handle: the bowl's centre lies r from that end and its
+    floor is 2r across, whatever the handle's length. As fractions of the whole length, a scrub learned on
+    a 20 cm pan keeps to 0.86 of its place and size on a 15 cm pan with the same handle (the brush runs
+    into the wall) and grows only 1.11x on a 24 cm one (it leaves a rim unbrushed); from the bowl's end and
+    in its width, it scales as the bowl does. A scrub in the middle of a long master (a tray, a table)
+    keeps the plain fractions."""
+
+    def __init__(self, i: int, side: int, master: np.ndarray) -> None:
+        self.i, self.j, self.side = i, 1 - i, side
+        self.master = master
+
+    def position(self, value: float) -> str:
+        k = (value - self.side * 0.5 * self.master[self.i]) / self.master[self.j]
+        return f"master.{AXES[self.i]}*{0.5 * self.side:g}{k:+.5g}*master.{AXES[self.j]}"
+
+    def length(self, value: float) -> float | str:
+        return _fraction(value, float(self.master[self.j]), f"master.{AXES[self.j]}")
+
+
+def _body_end(program: TrajectoryProgram, master: np.ndarray) -> _BodyEnd | None:
+    i = 0 if master[0] >= master[1] else 1
+    if master[i] < BODY_RATIO * master[1 - i]:
+        return None
+    along = [float(program.start.position[i])] if not isinstance(program.start.position[i], str) else []
+    for st in program.steps:
+        if isinstance(st, Waypoints):
+            along += [float(p[i]) for p in st.points if not isinstance(p[i], str)]
+        elif isinstance(st, Spiral) and not isinstance(st.center[i], str):
+            along.append(float(st.center[i]))
+    if not along:
+        return None
+    centre = (max(along) + min(along)) / 2.0
+    if abs(centre) < BODY_OFFSET * float(master[i]):
+        return None
+    return _BodyEnd(i, 1 if centre > 0 else -1, master)
 
 
 def _fraction(value: float, extent: float, name: str) -> float | str:
@@ -29,17 +72,21 @@ def _fraction(value: float, extent: float, name: str) -> float | str:
     return size_fraction(value, extent, name)
 
 
-def _pos(v: Sequence[float | str], master: np.ndarray) -> tuple:
+def _pos(v: Sequence[float | str], master: np.ndarray, body: _BodyEnd | None = None) -> tuple:
     return tuple(
-        _fraction(float(x), float(master[i]), f"master.{AXES[i]}") if not isinstance(x, str) else x
+        x if isinstance(x, str) else body.position(float(x)) if body is not None and i == body.i
+        else _fraction(float(x), float(master[i]), f"master.{AXES[i]}")
         for i, x in enumerate(v)
     )
 
 
-def _length(x: float | str, direction: Sequence[float | str], master: np.ndarray) -> float | str:
+def _length(x: float | str, direction: Sequence[float | str], master: np.ndarray,
+            body: _BodyEnd | None = None) -> float | str:
     if isinstance(x, str) or any(isinstance(d, str) for d in direction):
         return x
     i = int(np.argmax(np.abs(np.asarray(direction, float))))
+    if body is not None and i == body.i:
+        return body.length(float(x))
     return _fraction(float(x), float(master[i]), f"master.{AXES[i]}")
 
 
@@ -76,8 +123,9 @@ def _slave_height(z: float, xy: Sequence[float], quat: Sequence[float], master: 
     return "+".join(terms) + (f"{c:+.5g}" if c != 0 else "")
 
 
-def _held_pos(v: Sequence[float | str], quat: Sequence[float], master: np.ndarray, slave: np.ndarray) -> tuple:
-    out = _pos(v, master)
+def _held_pos(v: Sequence[float | str], quat: Sequence[float], master: np.ndarray, slave: np.ndarray,
+              body: _BodyEnd | None = None) -> tuple:
+    out = _pos(v, master, body)
     if isinstance(v[2], str):
         return out
     return (out[0], out[1], _slave_height(float(v[2]), [float(x) for x in v[:2]] if not any(
@@ -85,23 +133,26 @@ def _held_pos(v: Sequence[float | str], quat: Sequence[float], master: np.ndarra
 
 
 def symbolise(program: TrajectoryProgram, master_size: Sequence[float],
-              slave_size: Sequence[float] | None = None) -> TrajectoryProgram:
+              slave_size: Sequence[float] | None = None, *, scrub: bool = False) -> TrajectoryProgram:
     """Rewrite positions and lengths as fractions of the master's bbox so the program transfers to new sizes.
 
     Lengths more than `MAX_SIZE_MULTIPLE` times the master's extent along their axis stay in metres, for
     every step kind and axis. With `slave_size` (a held object, not the hand), the heights of the slave's
-    positions (start, waypoints) are written over both objects' heights (`_slave_height`)."""
+    positions (start, waypoints) are written over both objects' heights (`_slave_height`). With `scrub`
+    (a scrub on the master's surface), a region towards one end of a long master is placed from that end
+    and sized in the master's short extent (`_BodyEnd`)."""
     m = np.asarray(master_size, float)
     sl = None if slave_size is None else np.asarray(slave_size, float)
+    body = _body_end(program, m) if scrub else None
     q0 = tuple(float(v) for v in program.start.quaternion)
     steps = []
     for st in program.steps:
         if isinstance(st, Waypoints):
             if sl is None:
-                pts = [_pos(p, m) for p in st.points]
+                pts = [_pos(p, m, body) for p in st.points]
             else:
                 quats = st.quaternions or [q0] * len(st.points)
-                pts = [_held_pos(p, q, m, sl) for p, q in zip(st.points, quats, strict=True)]
+                pts = [_held_pos(p, q, m, sl, body) for p, q in zip(st.points, quats, strict=True)]
                 if st.quaternions:
                     q0 = tuple(st.quaternions[-1])
             st = st.model_copy(update={"points": pts})
@@ -114,17 +165,18 @@ def symbolise(program: TrajectoryProgram, master_size: Sequence[float],
         elif isinstance(st, Rotation | Tilt):
             st = st.model_copy(update={"axis": _round(st.axis), "angle_deg": round(float(st.angle_deg), 2)})
         elif isinstance(st, Spiral):
-            st = st.model_copy(update={"axis": _round(st.axis), "center": _pos(st.center, m),
+            st = st.model_copy(update={"axis": _round(st.axis), "center": _pos(st.center, m, body),
                                        "turns": round(float(st.turns), 3),
                                        "pitch": _metres(st.pitch), "growth": _metres(st.growth)})
         elif isinstance(st, Zigzag):
             st = st.model_copy(update={
                 "direction": _round(st.direction), "across": _round(st.across),
-                "length": _length(st.length, st.direction, m), "amplitude": _length(st.amplitude, st.across, m),
+                "length": _length(st.length, st.direction, m, body),
+                "amplitude": _length(st.amplitude, st.across, m, body),
                 "cycles": round(float(st.cycles), 3)})
         steps.append(st)
-    position = _pos(program.start.position, m) if sl is None else \
-        _held_pos(program.start.position, program.start.quaternion, m, sl)
+    position = _pos(program.start.position, m, body) if sl is None else \
+        _held_pos(program.start.position, program.start.quaternion, m, sl, body)
     start = program.start.model_copy(update={"position": position})
     return program.model_copy(update={"start": start, "steps": steps})
 

@@ -119,3 +119,37 @@ def test_only_motions_that_turn_back_and_forth_count_as_oscillating(scrubs):
     pour[:, 0, 0], pour[:, 0, 2], pour[:, 2, 0], pour[:, 2, 2] = np.cos(tilt), np.sin(tilt), -np.sin(tilt), np.cos(tilt)
     assert reversals(pour[:, :3, 3]) >= 2 and not oscillates(pour)  # back and forth, but turning
     assert fit_family("zigzag", [pour] * 3, _sizes(3)) is None
+
+
+def _region_x(program: TrajectoryProgram, master: tuple[float, float, float]) -> tuple[float, float]:
+    """(centre, extent) along the master's x of the scrubbed region (the rows and the once around)."""
+    m = matrices_at(program, {"master": master, "slave": BRUSH}, np.linspace(0.1, 1, 300))
+    x = m[:, 0, 3]
+    return float((x.max() + x.min()) / 2), float(np.ptp(x))
+
+
+def test_a_scrub_keeps_to_the_bowl_of_a_pan_with_the_same_handle_and_a_smaller_bowl(zigzag_fit):
+    # the demos' pan: a 21 cm bowl and a 9 cm handle along x; the scene's: a 15 cm bowl and the same handle.
+    # As fractions of the whole length the scrub would keep 0.8 of its size and drift towards the handle;
+    # it belongs to the bowl, which is 0.71 the size with its centre the same fraction of its width from
+    # the pan's far end
+    small = (0.15 + 0.09, 0.15, 0.046)
+    c0, w0 = _region_x(zigzag_fit.program, PAN)
+    c1, w1 = _region_x(zigzag_fit.program, small)
+    end0, end1 = -PAN[0] / 2, -small[0] / 2
+    assert (c1 - end1) / small[1] == pytest.approx((c0 - end0) / PAN[1], abs=0.01)
+    assert w1 / w0 == pytest.approx(small[1] / PAN[1], rel=0.03)
+
+
+def test_a_scrub_in_the_middle_of_a_long_master_keeps_its_fractions(scrubs):
+    # the same rows, centred on a long tray: no end to measure from; the region scales with the tray's length
+    centred = [m.copy() for m in scrubs]
+    for m in centred:
+        m[:, 0, 3] += 0.05
+    fit = fit_family("zigzag", centred, _sizes(len(centred)))
+    assert fit is not None
+    longer = (PAN[0] * 1.5, PAN[1], PAN[2])
+    c0, w0 = _region_x(fit.program, PAN)
+    c1, w1 = _region_x(fit.program, longer)
+    assert w1 / w0 == pytest.approx(1.5, rel=0.03)
+    assert c1 == pytest.approx(1.5 * c0, abs=0.003)
