@@ -2,7 +2,8 @@
 
 Positions and lengths become fractions of the master's bbox (`master.x*0.5`), so the program transfers
 to another master; lengths many times an extent stay in metres; a held object's heights are written over
-both objects' heights (`_slave_height`). Used by the fits in tools.constraints.fit.
+both objects' heights (`_slave_height`); a scrub towards one end of a long master is placed from that end
+in the master's short extent (`_BodyEnd`). Used by the fits in tools.constraints.fit.
 """
 
 from __future__ import annotations
