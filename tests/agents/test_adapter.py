@@ -26,6 +26,7 @@ from core.settings import load_settings
 from core.skills import PlanStep, Skill, TaskPlan
 from sim.show import build_scene
 from tests.agents.graph_helpers import make_memory
+from tests.frames import frame
 from tools.robot.safety import SafeRobot
 
 DRAWER = [
@@ -353,38 +354,29 @@ def _obj(name: str, T: np.ndarray, size: tuple[float, float, float], points: np.
     return PerceivedObject(descriptor=d, points=points)
 
 
-def _Tz(yaw_deg: float, xyz: tuple[float, float, float]) -> np.ndarray:
-    from scipy.spatial.transform import Rotation as Rot
-
-    T = np.eye(4)
-    T[:3, :3] = Rot.from_euler("z", yaw_deg, degrees=True).as_matrix()
-    T[:3, 3] = xyz
-    return T
-
-
 def test_an_object_the_arm_put_down_keeps_the_frame_it_was_carried_in() -> None:
     from agents.adapter import PLACED_AGREE_M
 
     a = StepAdapter(_NoCtx())
     # where the hand let go of it (frame carried from the grasp) vs a view that fits its box 3 cm and 25 deg off
-    T_drop = _Tz(180.0, (0.5, -0.05, 0.023))
+    T_drop = frame((0.5, -0.05, 0.023), 180.0)
     local = np.random.default_rng(0).uniform(-0.5, 0.5, (200, 3)) * np.array([0.3, 0.19, 0.04])
     pts = local @ T_drop[:3, :3].T + T_drop[:3, 3]
     a.memo.placed["pan"] = (T_drop, (0.33, 0.21, 0.046))
-    seen = _obj("pan", _Tz(155.0, (0.53, -0.04, 0.025)), (0.29, 0.23, 0.05), pts)
+    seen = _obj("pan", frame((0.53, -0.04, 0.025), 155.0), (0.29, 0.23, 0.05), pts)
     got = a._as_placed(seen)
     assert np.allclose(got.T_world_object[:2, :], T_drop[:2, :])  # x, y and yaw from the carried frame
     assert np.isclose(got.T_world_object[2, 3], 0.025 - 0.025 + 0.023)  # standing where it is seen
     assert tuple(got.size) == (0.33, 0.21, 0.046) and len(got.points) == len(pts)
     # seen clearly elsewhere: it moved since; the view wins and the carried frame is forgotten
-    far = _obj("pan", _Tz(180.0, (0.5 + PLACED_AGREE_M + 0.02, -0.05, 0.025)), (0.33, 0.21, 0.046), pts)
+    far = _obj("pan", frame((0.5 + PLACED_AGREE_M + 0.02, -0.05, 0.025), 180.0), (0.33, 0.21, 0.046), pts)
     assert np.allclose(a._as_placed(far).T_world_object, far.T_world_object)
     assert "pan" not in a.memo.placed
     assert a._as_placed(seen) is seen  # nothing remembered any more
     # near where it was let go, but turned: its points stick out of the carried box
     a.memo.placed["pan"] = (T_drop, (0.33, 0.21, 0.046))
-    turned = (pts - T_drop[:3, 3]) @ _Tz(25.0, (0, 0, 0))[:3, :3].T + T_drop[:3, 3]
-    view = _obj("pan", _Tz(205.0, (0.5, -0.05, 0.025)), (0.33, 0.21, 0.05), turned)
+    turned = (pts - T_drop[:3, 3]) @ frame((0, 0, 0), 25.0)[:3, :3].T + T_drop[:3, 3]
+    view = _obj("pan", frame((0.5, -0.05, 0.025), 205.0), (0.33, 0.21, 0.05), turned)
     assert a._as_placed(view) is view and "pan" not in a.memo.placed
 
 
@@ -392,7 +384,7 @@ def test_an_occluded_view_inside_the_remembered_box_is_the_same_object() -> None
     from agents.adapter import _within
 
     rng = np.random.default_rng(1)
-    pan = _obj("pan", _Tz(10.0, (0.5, 0.0, 0.023)), (0.33, 0.21, 0.046),
+    pan = _obj("pan", frame((0.5, 0.0, 0.023), 10.0), (0.33, 0.21, 0.046),
                rng.uniform(-0.5, 0.5, (500, 3)) * np.array([0.33, 0.21, 0.046]))
     pan = _obj("pan", pan.T_world_object, (0.33, 0.21, 0.046),
                (pan.T_world_object[:3, :3] @ pan.points.T).T + pan.T_world_object[:3, 3])
@@ -408,7 +400,7 @@ def test_a_grasp_that_would_close_on_a_thin_rim_is_mirrored_onto_the_handle_like
 
     a = StepAdapter(_NoCtx())
     size = (0.2, 0.2, 0.05)
-    T_wo = _Tz(0.0, (0.5, 0.0, 0.03))
+    T_wo = frame((0.5, 0.0, 0.03))
     learned = GraspConstraint(regions=[GraspRegion(center=(0.25, -0.25, 0.0), extent=(0.05, 0.05, 0.05))],
                               approach=(0, 0, -1), orientation=(1.0, 0.0, 0.0, 0.0), width=0.02)
     rng = np.random.default_rng(2)
@@ -435,7 +427,7 @@ def test_among_grasps_on_material_the_one_closing_on_the_demonstrated_width_come
 
     a = StepAdapter(_NoCtx())
     size = (0.2, 0.2, 0.05)
-    T_wo = _Tz(0.0, (0.5, 0.0, 0.03))
+    T_wo = frame((0.5, 0.0, 0.03))
     learned = GraspConstraint(regions=[GraspRegion(center=(0.0, 0.0, 0.0), extent=(0.02, 0.02, 0.05))],
                               approach=(0, 0, -1), orientation=(1.0, 0.0, 0.0, 0.0), width=0.02)
     rng = np.random.default_rng(4)

@@ -7,6 +7,7 @@ from scipy.spatial.transform import Rotation as Rot
 
 from core.geometry import Pose
 from core.skills import GraspConstraint, GraspRegion
+from tests.frames import frame
 from tools.constraints.grasp import in_region, to_fractions
 from tools.execution.candidates import (
     PREGRASP_M,
@@ -26,16 +27,10 @@ TOP = GraspConstraint(regions=[GraspRegion(center=(0.0, 0.2, 0.4), extent=(0.3, 
                       orientation=tuple(Rot.from_euler("x", 180, degrees=True).as_quat()), width=0.03)
 
 
-def _T(yaw_deg: float, pos: tuple[float, float, float]) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = Rot.from_euler("z", yaw_deg, degrees=True).as_matrix()
-    T[:3, 3] = pos
-    return T
-
 
 def test_candidates_lie_in_the_region_with_the_gripper_along_the_approach_and_follow_the_object() -> None:
     for yaw in (0.0, 70.0):
-        T_wo = _T(yaw, (0.5, 0.1, 0.1))
+        T_wo = frame((0.5, 0.1, 0.1), yaw)
         cands = grasp_candidates(TOP, T_wo, SIZE, n=4, seed=0)
         assert len(cands) == 4
         assert len({(c.region, c.cell) for c in cands}) == 4
@@ -50,7 +45,7 @@ def test_candidates_lie_in_the_region_with_the_gripper_along_the_approach_and_fo
 
 
 def test_revision_offset_moves_candidates_and_excluded_cells_are_skipped() -> None:
-    T_wo = _T(0.0, (0.5, 0.0, 0.1))
+    T_wo = frame((0.5, 0.0, 0.1))
     base = grasp_candidates(TOP, T_wo, SIZE, n=1, seed=0)[0]
     moved = grasp_candidates(TOP, T_wo, SIZE, n=1, seed=0, revision=Revision(grasp_offset=(0.0, 0.0, -0.1)))[0]
     assert np.isclose(base.grasp.position[2] - moved.grasp.position[2], 0.1 * SIZE[2])
@@ -70,7 +65,7 @@ def test_top_grasp_closing_axis_snaps_to_a_footprint_edge() -> None:
 
 
 def test_a_frame_whose_sides_fall_the_other_way_is_turned_to_match_the_demo() -> None:
-    T = _T(10.0, (0.5, 0.0, 0.03))
+    T = frame((0.5, 0.0, 0.03), 10.0)
     # the demo's mango lay long along its x; this one is perceived long along y
     T2, size = match_demo_frame(T, (0.047, 0.085, 0.046), (0.081, 0.049, 0.044))
     assert np.allclose(size, (0.085, 0.047, 0.046))
@@ -91,7 +86,7 @@ def test_a_frame_whose_sides_fall_the_other_way_is_turned_to_match_the_demo() ->
 def test_grasps_are_kept_above_the_floor_and_centred_between_the_fingers() -> None:
     low = GraspConstraint(regions=[GraspRegion(center=(0.0, 0.0, -0.4), extent=(0.1, 0.1, 0.1))], approach=(0, 0, -1),
                           orientation=TOP.orientation, width=0.05)
-    T_wo = _T(0.0, (0.5, 0.0, 0.03))
+    T_wo = frame((0.5, 0.0, 0.03))
     g = grasp_candidates(low, T_wo, (0.05, 0.05, 0.05), n=1)[0]
     assert g.grasp.position[2] < 0.02
     g = grasp_candidates(low, T_wo, (0.05, 0.05, 0.05), n=1, floor_z=0.02)[0]
@@ -114,7 +109,7 @@ def test_grasps_are_kept_above_the_floor_and_centred_between_the_fingers() -> No
 
 
 def test_a_grasp_twisted_about_its_approach_keeps_its_point_and_axis() -> None:
-    g = grasp_candidates(TOP, _T(0.0, (0.5, 0.0, 0.1)), SIZE, n=1)[0]
+    g = grasp_candidates(TOP, frame((0.5, 0.0, 0.1)), SIZE, n=1)[0]
     t = twist_grasp(g, np.pi / 2)
     assert np.allclose(t.grasp.matrix()[:3, 3], g.grasp.matrix()[:3, 3])
     assert np.allclose(t.grasp.matrix()[:3, 2], g.grasp.matrix()[:3, 2])
@@ -140,7 +135,7 @@ def test_a_grasp_region_mirrored_in_a_tilted_frame_is_found_where_the_material_i
     size = (0.33, 0.21, 0.05)
     learned = GraspConstraint(regions=[GraspRegion(center=(0.3, -0.34, 0.25), extent=(0.1, 0.1, 0.1))],
                               approach=(0, 0, -1), orientation=TOP.orientation, width=0.02)
-    T_wo = _T(0.0, (0.5, 0.0, 0.03))
+    T_wo = frame((0.5, 0.0, 0.03))
     pts = _pan_points(np.rad2deg(np.arctan2(0.34 * 0.21, 0.3 * 0.33)))  # handle through the mirrored centre
     g = grasp_candidates(learned, T_wo, size, n=1)[0]
     assert material_between_fingers(g, pts)[0] == 0  # the learned region is empty space here
@@ -159,7 +154,7 @@ def test_a_grasp_region_mirrored_in_a_tilted_frame_is_found_where_the_material_i
 def test_the_fingers_close_across_a_handle_not_at_a_slant() -> None:
     pts = _pan_points(30.0)
     on = np.array([0.5 + 0.17 * np.cos(np.deg2rad(30)), 0.17 * np.sin(np.deg2rad(30)), 0.04])
-    g = grasp_candidates(TOP, _T(0.0, (0.5, 0.0, 0.03)), SIZE, n=1)[0]
+    g = grasp_candidates(TOP, frame((0.5, 0.0, 0.03)), SIZE, n=1)[0]
     M = g.grasp.matrix()
     M[:3, 3] = on
     g = g.model_copy(update={"grasp": Pose.from_matrix(M)})

@@ -8,6 +8,7 @@ from scipy.spatial.transform import Rotation as Rot
 from core.geometry import Pose
 from core.program import Arc, Line, StartPose, TrajectoryProgram, Waypoints
 from core.skills import ManipulationConstraint
+from tests.frames import frame
 from tools.execution.candidates import Revision, is_round
 from tools.execution.manipulation import (
     keypoint_times,
@@ -17,13 +18,6 @@ from tools.execution.manipulation import (
     yaw_master_to_demo,
     yaw_slave_to_demo,
 )
-
-
-def _T(yaw_deg: float, pos: tuple[float, float, float]) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = Rot.from_euler("z", yaw_deg, degrees=True).as_matrix()
-    T[:3, 3] = pos
-    return T
 
 
 def _line(distance: str = "master.x*0.5") -> ManipulationConstraint:
@@ -39,7 +33,7 @@ def test_world_trajectory_is_master_times_program_times_grasp_and_starts_where_t
     Ts = master_slave_trajectory(_line(), sizes, now, n=10)
     assert np.allclose(Ts[0], now)
     assert np.allclose(Ts[-1][:3, 3] - Ts[0][:3, 3], (0.15, 0.0, 0.0))
-    T_wm = _T(90.0, (0.7, 0.0, 0.2))
+    T_wm = frame((0.7, 0.0, 0.2), 90.0)
     T_sg = Pose(position=(0.02, 0.0, 0.0), quaternion=tuple(Rot.from_euler("y", 90, degrees=True).as_quat()))
     poses = world_trajectory(T_wm, Ts, T_sg.matrix())
     for P, T in zip(poses, Ts, strict=True):
@@ -73,19 +67,19 @@ def test_sampling_keeps_the_corner_of_a_press() -> None:
 
 
 def test_a_round_master_is_turned_so_the_slave_stands_where_it_stood_in_the_demo() -> None:
-    assert is_round((0.09, 0.088, 0.08), _T(30.0, (0, 0, 0))) and not is_round((0.09, 0.05, 0.08), _T(0.0, (0, 0, 0)))
-    T_wm = _T(0.0, (0.5, 0.1, 0.04))
-    T_ws = _T(0.0, (0.5, -0.14, 0.045))  # the source stands at the target's -y now
-    learned = _T(0.0, (0.045, 0.24, 0.0))  # in the demo it stood at the target's +y (and a little +x)
+    assert is_round((0.09, 0.088, 0.08), frame((0, 0, 0), 30.0)) and not is_round((0.09, 0.05, 0.08), frame((0, 0, 0)))
+    T_wm = frame((0.5, 0.1, 0.04))
+    T_ws = frame((0.5, -0.14, 0.045))  # the source stands at the target's -y now
+    learned = frame((0.045, 0.24, 0.0))  # in the demo it stood at the target's +y (and a little +x)
     T2 = yaw_master_to_demo(T_wm, T_ws, learned)
     rel = np.linalg.inv(T2) @ T_ws
     bearing = np.arctan2(rel[1, 3], rel[0, 3])
     assert np.isclose(bearing, np.arctan2(0.24, 0.045), atol=1e-6)
     assert np.allclose(T2[:3, 3], T_wm[:3, 3]) and np.allclose(T2[:3, 2], (0, 0, 1))
     # a round slave: the turn about its own axis that matches the demonstrated start orientation
-    now = _T(70.0, (0.0, 0.24, 0.0))
-    Rz = yaw_slave_to_demo(now, _T(-28.0, (0.0, 0.24, 0.0)))
-    err = Rot.from_matrix((now @ Rz)[:3, :3] @ _T(-28.0, (0, 0, 0))[:3, :3].T).magnitude()
+    now = frame((0.0, 0.24, 0.0), 70.0)
+    Rz = yaw_slave_to_demo(now, frame((0.0, 0.24, 0.0), -28.0))
+    err = Rot.from_matrix((now @ Rz)[:3, :3] @ frame((0, 0, 0), -28.0)[:3, :3].T).magnitude()
     assert np.rad2deg(err) <= 2.5
 
 

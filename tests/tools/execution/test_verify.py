@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation as Rot
 
+from tests.frames import frame
 from tools.execution.verify import (
     judge_motion,
     placed_height_tolerance,
@@ -31,33 +31,27 @@ def test_placement_tolerance_grows_with_the_master_but_never_below_perception_er
     assert np.isclose(placement_tolerance((0.05, 0.05, 0.05)), 0.025)  # a block on a block: nearly centred
 
 
-def _T(pos: tuple[float, float, float], yaw_deg: float = 0.0) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = Rot.from_euler("z", yaw_deg, degrees=True).as_matrix()
-    T[:3, 3] = pos
-    return T
-
 
 def test_relation_is_the_slave_in_the_master_frame() -> None:
-    m, s = _T((1.0, 0.0, 0.0), 90.0), _T((1.0, 0.2, 0.0), 90.0)
+    m, s = frame((1.0, 0.0, 0.0), 90.0), frame((1.0, 0.2, 0.0), 90.0)
     assert np.allclose(relation(m, s)[:3, 3], (0.2, 0.0, 0.0))
 
 
 def test_drawer_pulled_most_of_the_way_is_enough_a_third_is_not() -> None:
-    plan = np.stack([_T((0.1 + 0.15 * t, 0.0, 0.0)) for t in np.linspace(0, 1, 10)])
-    full = judge_motion(plan, plan[0], _T((0.24, 0.0, 0.0)))
+    plan = np.stack([frame((0.1 + 0.15 * t, 0.0, 0.0)) for t in np.linspace(0, 1, 10)])
+    full = judge_motion(plan, plan[0], frame((0.24, 0.0, 0.0)))
     assert full.enough and np.isclose(full.expected_motion_m, 0.15) and np.isclose(full.achieved_motion_m, 0.14)
-    short = judge_motion(plan, plan[0], _T((0.15, 0.0, 0.0)))
+    short = judge_motion(plan, plan[0], frame((0.15, 0.0, 0.0)))
     assert not short.enough and "5.0/15.0 cm" in short.message
 
 
 def test_door_must_turn_and_placement_counts_only_the_end() -> None:
-    plan = np.stack([_T((0.0, 0.0, 0.0), a) for a in np.linspace(0, 80, 10)])
-    assert judge_motion(plan, plan[0], _T((0.0, 0.0, 0.0), 70.0)).enough
-    assert not judge_motion(plan, plan[0], _T((0.0, 0.0, 0.0), 20.0)).enough
-    place = np.stack([_T((0.3 * (1 - t), 0.0, 0.05 * t)) for t in np.linspace(0, 1, 10)])
-    on_top = judge_motion(place, place[0], _T((0.005, 0.0, 0.05)), placement=True, end_tolerance_m=0.02)
-    fell = judge_motion(place, place[0], _T((0.04, 0.0, 0.0)), placement=True, end_tolerance_m=0.02)
+    plan = np.stack([frame((0.0, 0.0, 0.0), a) for a in np.linspace(0, 80, 10)])
+    assert judge_motion(plan, plan[0], frame((0.0, 0.0, 0.0), 70.0)).enough
+    assert not judge_motion(plan, plan[0], frame((0.0, 0.0, 0.0), 20.0)).enough
+    place = np.stack([frame((0.3 * (1 - t), 0.0, 0.05 * t)) for t in np.linspace(0, 1, 10)])
+    on_top = judge_motion(place, place[0], frame((0.005, 0.0, 0.05)), placement=True, end_tolerance_m=0.02)
+    fell = judge_motion(place, place[0], frame((0.04, 0.0, 0.0)), placement=True, end_tolerance_m=0.02)
     assert on_top.enough and not fell.enough
 
 
@@ -65,10 +59,10 @@ def test_a_block_that_slid_off_its_support_is_not_placed_one_that_settled_is() -
     block = (0.045, 0.045, 0.045)
     tol = placed_height_tolerance(block)
     assert np.isclose(tol, 0.0225)
-    place = np.stack([_T((0.3 * (1 - t), 0.0, 0.05 * t)) for t in np.linspace(0, 1, 10)])
-    settled = judge_motion(place, place[0], _T((0.003, 0.0, 0.032)), placement=True, end_tolerance_m=0.025,
+    place = np.stack([frame((0.3 * (1 - t), 0.0, 0.05 * t)) for t in np.linspace(0, 1, 10)])
+    settled = judge_motion(place, place[0], frame((0.003, 0.0, 0.032)), placement=True, end_tolerance_m=0.025,
                            height_tolerance_m=tol)
-    slid_off = judge_motion(place, place[0], _T((0.01, 0.0, 0.02)), placement=True, end_tolerance_m=0.025,
+    slid_off = judge_motion(place, place[0], frame((0.01, 0.0, 0.02)), placement=True, end_tolerance_m=0.025,
                             height_tolerance_m=tol)
     assert settled.enough and not slid_off.enough and "-3.0 cm in height" in slid_off.message
     assert placed_height_tolerance((0.01, 0.01, 0.01)) == 0.02  # never under perception's own error
@@ -82,8 +76,8 @@ def test_a_big_block_that_slid_off_a_small_one_is_not_placed() -> None:
     assert placed_height_tolerance(big) > 0.028
     tol = placed_height_tolerance(big, small)
     assert tol == 0.02
-    place = np.stack([_T((0.25 * (1 - t), 0.0, 0.045 * t)) for t in np.linspace(0, 1, 10)])
-    slid = judge_motion(place, place[0], _T((0.003, 0.0, 0.016)), placement=True, end_tolerance_m=0.025,
+    place = np.stack([frame((0.25 * (1 - t), 0.0, 0.045 * t)) for t in np.linspace(0, 1, 10)])
+    slid = judge_motion(place, place[0], frame((0.003, 0.0, 0.016)), placement=True, end_tolerance_m=0.025,
                         height_tolerance_m=tol)
     assert not slid.enough and "-2.9 cm in height" in slid.message
 
@@ -91,9 +85,9 @@ def test_a_big_block_that_slid_off_a_small_one_is_not_placed() -> None:
 def test_a_scrub_counts_only_when_it_reaches_its_planned_end() -> None:
     # strokes back and forth across a pan: start and end 2 cm apart, 60 cm of path
     xs = 0.1 * np.sin(np.linspace(0.0, 3 * np.pi, 30))
-    plan = np.stack([_T((x, 0.002 * i, 0.0)) for i, x in enumerate(xs)])
+    plan = np.stack([frame((x, 0.002 * i, 0.0)) for i, x in enumerate(xs)])
     done = judge_motion(plan, plan[0], plan[-1], sweep=True)
     # stopped mid-stroke, 5 cm from the end: by displacement alone it would pass (moved >= 70 % of 6 cm)
-    stopped = judge_motion(plan, plan[0], _T((0.05, 0.06, 0.0)), sweep=True)
-    assert judge_motion(plan, plan[0], _T((0.05, 0.06, 0.0))).enough
+    stopped = judge_motion(plan, plan[0], frame((0.05, 0.06, 0.0)), sweep=True)
+    assert judge_motion(plan, plan[0], frame((0.05, 0.06, 0.0))).enough
     assert done.enough and not stopped.enough
