@@ -28,6 +28,7 @@ from tools.execution.candidates import (
     GraspPlan,
     centre_between_fingers,
     close_across_section,
+    contact_support,
     grasp_candidates,
     is_round,
     match_demo_frame,
@@ -197,8 +198,10 @@ class AdapterPlanning(AdapterPerception):
         one (a pan's footprint, a disc and a handle, has no clear long side), which stretches and turns
         a program written in bbox fractions: the frame is turned to match the demonstrated sides, and
         of it and its half turn the one that puts the demonstrated contact (the keypoints that lay over
-        the demonstrated master) over the perceived master's points wins (the side of a pan its disc
-        is on). Parts of fixtures and round masters keep the perceived frame."""
+        the demonstrated master) over the perceived master's surface wins (the side of a pan its disc
+        is on; `contact_support`: the surface must fill the ground around each contact, so a pan's
+        handle under a scrub does not pass for its floor). Parts of fixtures and round masters keep the
+        perceived frame."""
         T = master.T_world_object
         size = tuple(float(v) for v in master.size)
         m = skill.manipulation
@@ -211,15 +214,12 @@ class AdapterPlanning(AdapterPerception):
         over = demo[np.all(np.abs(demo[:, :2] / d_size[:2]) <= 0.5, axis=1)] / d_size if len(demo) else demo
         if len(over) == 0 or len(master.points) == 0:
             return T1, size1
-        from scipy.spatial import cKDTree
-
-        tree = cKDTree(np.asarray(master.points, dtype=float)[:, :2])
+        surface = np.asarray(master.points, dtype=float)[:, :2]
         half = np.diag([-1.0, -1.0, 1.0, 1.0])
 
         def score(Tv: np.ndarray) -> float:
             world = (Tv[:3, :3] @ (over * np.asarray(size1)).T).T + Tv[:3, 3]
-            d, _ = tree.query(world[:, :2])
-            return float(np.mean(d <= 0.02))
+            return contact_support(surface, world[:, :2])
 
         s0, s1 = score(T1), score(T1 @ half)
         if s1 > s0 + 0.2:

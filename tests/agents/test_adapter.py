@@ -394,6 +394,54 @@ def test_an_occluded_view_inside_the_remembered_box_is_the_same_object() -> None
     assert not _within(np.zeros((0, 3)), pan)
 
 
+# the scrub of brush_pan as learned from 5 seen demos (every 4th of its 40 keypoints): a disc of rows and
+# a once-around at the pan's -x end, the end away from the handle
+SCRUB_KEYPOINTS = [(-0.1231, -0.0042, 0.0427), (-0.0809, -0.0453, 0.0392), (-0.095, 0.0388, 0.0385),
+                   (-0.0538, 0.0194, 0.0377), (-0.0292, -0.0268, 0.0384), (-0.0268, 0.0225, 0.0404),
+                   (-0.0997, 0.0338, 0.0407), (-0.1045, -0.0283, 0.04), (-0.0434, -0.0401, 0.0396),
+                   (-0.022, 0.0115, 0.048)]
+
+
+def _pan_cloud(T_wo: np.ndarray, radius: float, handle: tuple[float, float], handle_x_sign: float) -> np.ndarray:
+    """Points seen on a pan from above, 4 mm apart: its floor disc and a flat handle, in the world. The
+    disc's centre lies at the bbox's -x end when handle_x_sign is +1 (handle towards +x)."""
+    length, width = handle
+    half_len = (2 * radius + length) / 2
+    g = np.arange(-half_len, half_len, 0.004)
+    gx, gy = np.meshgrid(g, g)
+    xy = np.column_stack([gx.ravel(), gy.ravel()])
+    centre = np.array([-handle_x_sign * (half_len - radius), 0.0])
+    on_disc = np.hypot(*(xy - centre).T) <= radius
+    along = handle_x_sign * (xy[:, 0] - centre[0])
+    on_handle = (along > radius) & (along <= radius + length) & (np.abs(xy[:, 1]) <= width / 2)
+    local = np.column_stack([xy[on_disc | on_handle], np.full(int(np.sum(on_disc | on_handle)), 0.02)])
+    return local @ T_wo[:3, :3].T + T_wo[:3, 3]
+
+
+def test_a_scrub_is_placed_on_the_pan_s_floor_not_on_its_handle() -> None:
+    skill = Skill.model_validate({
+        "id": "brush_pan.02.use", "task": "brush_pan", "subtask": "use the brush on the pan", "phase": "manipulation",
+        "master": {"name": "pan", "bbox_size": [0.3407, 0.2077, 0.0461]},
+        "slave": {"name": "brush", "bbox_size": [0.0687, 0.0487, 0.1294]},
+        "semantic": "wipe the brush back and forth over the pan",
+        "manipulation": {"program": {"family": "waypoints", "start": {"position": [-0.1231, -0.0042, 0.0427]},
+                                     "steps": [{"kind": "waypoints", "points": [[-0.022, 0.0115, 0.048]]}]},
+                         "T_slave_gripper": {"position": [0.0, 0.0, 0.025], "quaternion": [0.0, -1.0, 0.0, 0.0]},
+                         "keypoints": [{"position": list(k)} for k in SCRUB_KEYPOINTS]},
+        "provenance": {"demo_ids": ["brush_pan_seen_1000"]}})
+    a = StepAdapter(_NoCtx())
+    T_wo = frame((0.62, 0.06, 0.02), 180.0)
+    size = (0.29, 0.16, 0.041)  # a 15 cm pan and a 13 cm handle, 2.8 cm wide
+    for handle_x_sign in (-1.0, 1.0):  # the perceived frame may put the handle at either end
+        pan = _obj("pan", T_wo, size, _pan_cloud(T_wo, 0.075, (0.13, 0.028), handle_x_sign))
+        T_used, _ = a._master_frame(skill, pan)
+        turned = bool(T_used[:3, 0] @ T_wo[:3, 0] < 0)
+        assert turned == (handle_x_sign < 0)
+        # in the frame used, the disc lies at -x, where the demonstrated scrub lay
+        disc_world = T_wo @ np.array([-handle_x_sign * (0.29 / 2 - 0.075), 0.0, 0.0, 1.0])
+        assert (np.linalg.inv(T_used) @ disc_world)[0] < -0.05
+
+
 def test_a_grasp_that_would_close_on_a_thin_rim_is_mirrored_onto_the_handle_like_the_demo() -> None:
     from core.skills import GraspConstraint, GraspRegion
     from tools.execution.candidates import grasp_candidates, mirror_grasp_constraint

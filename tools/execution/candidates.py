@@ -136,6 +136,36 @@ def match_demo_frame(
     return out, (float(s[1]), float(s[0]), float(s[2]))
 
 
+SUPPORT_RADIUS_M = 0.03  # the neighbourhood of a contact point whose fill tells a body from a handle
+SUPPORT_HIT_M = 0.008  # a probe point counts as filled with a surface point this near (2 voxels)
+
+
+def _support_probes(radius: float) -> np.ndarray:
+    """19 horizontal offsets on a hexagonal pattern: the centre, 6 at half the radius, 12 at the radius."""
+    rings = [np.zeros((1, 2))]
+    for r, n in ((radius / 2.0, 6), (radius, 12)):
+        a = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+        rings.append(np.column_stack([r * np.cos(a), r * np.sin(a)]))
+    return np.vstack(rings)
+
+
+def contact_support(surface_xy: np.ndarray, contacts_xy: np.ndarray, radius: float = SUPPORT_RADIUS_M,
+                    hit: float = SUPPORT_HIT_M) -> float:
+    """How much of an object's surface lies under contact points, seen from above, in [0, 1]: the mean
+    share of a disc of `radius` around each contact that the surface fills. A point merely near some
+    surface is not enough: over a pan's handle, 3 cm wide, a disc is half empty, over its floor full,
+    so a scrub placed on the wrong end of the pan scores about half what it scores in the bowl."""
+    pts = np.asarray(surface_xy, dtype=float).reshape(-1, 2)
+    at = np.asarray(contacts_xy, dtype=float).reshape(-1, 2)
+    if len(pts) == 0 or len(at) == 0:
+        return 0.0
+    from scipy.spatial import cKDTree
+
+    probes = (at[:, None, :] + _support_probes(radius)[None, :, :]).reshape(-1, 2)
+    d, _ = cKDTree(pts).query(probes)
+    return float(np.mean(d <= hit))
+
+
 def grasp_candidates(
     constraint: GraspConstraint,
     T_world_object: np.ndarray,

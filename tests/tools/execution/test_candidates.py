@@ -169,3 +169,23 @@ def test_the_fingers_close_across_a_handle_not_at_a_slant() -> None:
     rng = np.random.default_rng(1)
     blob = np.column_stack([on[0] + rng.normal(0, 0.01, 500), on[1] + rng.normal(0, 0.01, 500), np.full(500, 0.04)])
     assert close_across_section(g, blob) == g and close_across_section(g, pts[:3]) == g
+
+
+def test_contact_support_tells_a_body_from_a_handle_beside_it() -> None:
+    from tools.execution.candidates import contact_support
+
+    g = np.arange(-0.2, 0.2, 0.004)
+    gx, gy = np.meshgrid(g, g)
+    xy = np.column_stack([gx.ravel(), gy.ravel()])
+    disc = xy[np.hypot(xy[:, 0] + 0.07, xy[:, 1]) <= 0.075]  # a pan's floor centred at x = -0.07
+    handle = xy[(xy[:, 0] > 0.01) & (xy[:, 0] < 0.14) & (np.abs(xy[:, 1]) < 0.014)]  # 2.8 cm wide
+    surface = np.vstack([disc, handle])
+    scrub = np.array([[-0.07, 0.0], [-0.1, 0.02], [-0.04, -0.02], [-0.08, 0.03]])
+    on_floor = contact_support(surface, scrub)
+    on_handle = contact_support(surface, scrub * np.array([-1.0, 1.0]))  # the same scrub, mirrored
+    assert on_floor == 1.0 and on_handle < 0.6
+    # every mirrored contact has some handle within 2 cm: nearness alone cannot tell the two apart
+    from scipy.spatial import cKDTree
+
+    assert np.all(cKDTree(surface).query(scrub * np.array([-1.0, 1.0]))[0] <= 0.02)
+    assert contact_support(np.zeros((0, 2)), scrub) == 0.0
