@@ -43,6 +43,11 @@ class AdapterPerception(AdapterBase):
         first = not self.memo.frames  # the run's first look: remember every object while the view is clear
         scene = perceive(frame, names, self._segmenter(), parents=parents, all_objects=first)
         unseen = [n for n in (required or []) if n in scene.missing and n not in self.memo.frames]
+        # with the hand empty, an object the arm cuts off is looked at again with the arm out of the way
+        # (a bbox fitted to the part that shows is short, and a grasp placed by its fractions is off);
+        # what the hand holds is always partly behind it, so not then
+        empty = self.memo.held is None and self.ctx.robot is not None and not self.ctx.robot.is_grasping()
+        unseen += [n for n in (required or []) if empty and n in scene.hidden_by_arm and n not in unseen]
         if unseen and self._clear_view(unseen):
             # the arm stood between the camera and the object: look again with the arm out of the way
             frame = self.ctx.camera.capture()
@@ -118,8 +123,8 @@ class AdapterPerception(AdapterBase):
 
     def _clear_view(self, unseen: list[str]) -> bool:
         """Fold the arm out of the camera's view (elbow back and up over the base) until `unseen`
-        objects show; True if the arm moved. The arm in its working pose often hides an object near
-        the robot from an overhead camera behind it."""
+        objects show whole (none missing, none cut off by the arm); True if the arm moved. The arm in its
+        working pose often hides an object near the robot from an overhead camera behind it."""
         robot = self.ctx.robot
         if robot is None or self.ctx.camera is None:
             return False
@@ -145,7 +150,7 @@ class AdapterPerception(AdapterBase):
                 continue
             self._idle(0.1)
             seg = perceive(self.ctx.camera.capture(), unseen, self._segmenter())
-            if not [n for n in unseen if n in seg.missing]:
+            if not [n for n in unseen if n in seg.missing or n in seg.hidden_by_arm]:
                 break
         return moved
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.ndimage import binary_dilation
 
 from sim.show import build_scene
-from tools.perception.scene import ObjectNotVisible, perceive
+from tools.perception.scene import ObjectNotVisible, hidden_by_arm, perceive
 from tools.perception.segmenters import ChannelSegmenter
 
 
@@ -40,3 +41,36 @@ def test_named_blocks_get_frames_at_their_true_place_and_size(blocks) -> None:
     assert "robot" not in set(scene.obstacle_labels) and "block_red" not in set(scene.obstacle_labels)
     assert len(scene.cloud_without(["block_red"])) > len(scene.obstacles)
     assert perceive(frame, ["block_red"], ChannelSegmenter(), all_objects=True).objects.keys() >= {"block_blue"}
+
+
+def test_an_object_the_arm_cuts_off_is_reported_and_seen_whole_with_the_arm_folded_away() -> None:
+    from agents.adapter_state import OBSERVE_QS
+
+    # brush_pan unseen seed 10: the hand at home stands in front of the upright brush's top (13 cm tall)
+    task, world, _ = build_scene("brush_pan", "unseen", 10, with_robot=True, render=True)
+    try:
+        cam = world.camera(task.camera_names[0])
+        scene = perceive(cam.capture(), ["brush", "pan"], ChannelSegmenter())
+        assert scene.hidden_by_arm == ["brush"]
+        assert scene.objects["brush"].size[2] < 0.115  # its top cut off
+        world.robot.reset(OBSERVE_QS[0])
+        whole = perceive(cam.capture(), ["brush", "pan"], ChannelSegmenter())
+        assert whole.hidden_by_arm == []
+        assert whole.objects["brush"].size[2] == pytest.approx(0.13, abs=0.006)
+    finally:
+        world.close()
+
+
+def test_nothing_is_cut_off_without_the_arm_s_mask_or_with_the_arm_behind(blocks) -> None:
+    task, world, _ = blocks
+    frame = world.camera(task.camera_names[0]).capture()
+    masks = ChannelSegmenter().segment(frame)
+    assert perceive(frame, ["block_red", "block_blue"], ChannelSegmenter()).hidden_by_arm == []
+    # the arm's mask drawn right around the block: nearer than the block, it cuts it off; farther, not
+    red = masks["block_red"]
+    ring = binary_dilation(red, iterations=3) & ~red
+    near = frame.model_copy(update={"depth": np.where(ring, 0.2, frame.depth).astype(np.float32)})
+    far = frame.model_copy(update={"depth": np.where(ring, 3.0, frame.depth).astype(np.float32)})
+    assert hidden_by_arm(near, {**masks, "robot": ring}, "block_red")
+    assert not hidden_by_arm(far, {**masks, "robot": ring}, "block_red")
+    assert not hidden_by_arm(near, {k: v for k, v in masks.items() if k not in ("robot", "hand")}, "block_red")
