@@ -349,7 +349,7 @@ def fit_family(
         if found is None:
             return None
         raw, n_params = found
-        prog = symbolise(canonical(raw, snap=False), master, scrub=True)
+        prog = symbolise(canonical(raw, snap=False), master, scrub=True, tool_size=slave)
         report = fit_error(prog, kps, sizes, len(kps[0]), keypoints_given=True, anchored=anchored)
         return FamilyFit(program=prog, report=report, n_params=n_params + 6)
     slave = np.mean([np.asarray(s.get("slave", (0.0, 0.0, 0.0)), float) for s in sizes], axis=0) \

@@ -3,7 +3,8 @@
 Positions and lengths become fractions of the master's bbox (`master.x*0.5`), so the program transfers
 to another master; lengths many times an extent stay in metres; a held object's heights are written over
 both objects' heights (`_slave_height`); a scrub towards one end of a long master is placed from that end
-in the master's short extent (`_BodyEnd`). Used by the fits in tools.constraints.fit.
+in the master's short extent (`_BodyEnd`), and with the tool's size known, inset by the tool's reach
+(`_Reach`). Used by the fits in tools.constraints.fit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ AXES = ("x", "y", "z")
 FOOTPRINT_MARGIN_M = 0.01  # a held object this close to the master's footprint counts as above it
 BODY_RATIO = 1.3  # a master this much longer than wide is a body with a protrusion (a pan and its handle) ...
 BODY_OFFSET = 0.1  # ... when a scrub's region lies this far (fraction of the long extent) towards one end
+MIN_REACH_SHARE = 0.3  # a tool too big for the region still sweeps this share of the plainly scaled path
 
 
 class _BodyEnd:
@@ -37,13 +39,77 @@ class _BodyEnd:
     def __init__(self, i: int, side: int, master: np.ndarray) -> None:
         self.i, self.j, self.side = i, 1 - i, side
         self.master = master
+        self.reach: _Reach | None = None
 
-    def position(self, value: float) -> str:
+    def position(self, value: float, axis: int | None = None) -> str | float:
+        """A position along the long axis (default) or, with a reach, along the short one too."""
+        axis = self.i if axis is None else axis
+        if self.reach is not None:
+            return self.reach.position(value, axis, self)
+        if axis != self.i:
+            return _fraction(value, float(self.master[axis]), f"master.{AXES[axis]}")
         k = (value - self.side * 0.5 * self.master[self.i]) / self.master[self.j]
         return f"master.{AXES[self.i]}*{0.5 * self.side:g}{k:+.5g}*master.{AXES[self.j]}"
 
     def length(self, value: float) -> float | str:
+        if self.reach is not None:
+            return self.reach.length(value)
         return _fraction(value, float(self.master[self.j]), f"master.{AXES[self.j]}")
+
+
+class _Reach:
+    """A tool's sweep inside a region (a pan's bowl) that its footprint must stay in: the footprint's reach
+    from the region's centre, not the tool's path, is what scales with the region.
+
+    The path's farthest point from the centre (U) plus the tool's reach beyond its origin (d, half its
+    footprint's diagonal) is the region's usable radius, rho times its width. On another region and
+    tool the path's offsets from the centre scale to rho * width - d: a bigger brush in a smaller pan
+    keeps its bristles off the wall (a path scaled with the pan alone put a 1.1x brush's corner 1 cm
+    into a 16 cm pan's wall and tipped the pan), a smaller one reaches the rim of a bigger pan. The
+    tool's diagonal is written as kd * (slave.x + slave.y), kd fixed at the demos' proportions. Where the
+    tool is too big for the region the path keeps MIN_REACH_SHARE of its plainly scaled size."""
+
+    def __init__(self, centre: tuple[float, float], far: float, slave: np.ndarray, body: _BodyEnd) -> None:
+        m, j = body.master, body.j
+        self.centre = centre  # (along the long axis, along the short one), metres in the master frame
+        self.far = far
+        half_diag = 0.5 * float(np.hypot(slave[0], slave[1]))
+        kd = half_diag / float(slave[0] + slave[1])
+        rho = (far + half_diag) / float(m[j])
+        w = f"master.{AXES[j]}"
+        self.scale = (f"max({rho:.5g}*{w}-{kd:.4g}*(slave.x+slave.y),"
+                      f"{MIN_REACH_SHARE * far / float(m[j]):.5g}*{w})")
+
+    def position(self, value: float, axis: int, body: _BodyEnd) -> str:
+        m, i, j = body.master, body.i, body.j
+        w = f"master.{AXES[j]}"
+        if axis == i:
+            c = self.centre[0]
+            base = f"master.{AXES[i]}*{0.5 * body.side:g}{(c - body.side * 0.5 * m[i]) / m[j]:+.5g}*{w}"
+        else:
+            c = self.centre[1]
+            base = f"{c / m[j]:.5g}*{w}"
+        return f"{base}{(value - c) / self.far:+.5g}*{self.scale}"
+
+    def length(self, value: float) -> str:
+        return f"{value / self.far:.5g}*{self.scale}"
+
+
+def _reach(program: TrajectoryProgram, body: _BodyEnd, slave: np.ndarray) -> _Reach | None:
+    """The tool's reach in the region its scrub sweeps: the centre of the path's extent in the plane and
+    its farthest point from there, from the program sampled at the demos' sizes."""
+    from tools.constraints.instantiate import matrices_at
+
+    if slave[0] <= 0 or slave[1] <= 0:
+        return None
+    xy = matrices_at(program, {"master": tuple(body.master), "slave": tuple(slave)},
+                     np.linspace(0.0, 1.0, 400))[:, :2, 3]
+    a, b = xy[:, body.i], xy[:, body.j]
+    centre = ((float(a.max()) + float(a.min())) / 2.0, (float(b.max()) + float(b.min())) / 2.0)
+    far = float(np.max(np.hypot(a - centre[0], b - centre[1])))
+    if far < 0.01:
+        return None
+    return _Reach(centre, far, slave, body)
 
 
 def _body_end(program: TrajectoryProgram, master: np.ndarray) -> _BodyEnd | None:
@@ -75,7 +141,7 @@ def _fraction(value: float, extent: float, name: str) -> float | str:
 
 def _pos(v: Sequence[float | str], master: np.ndarray, body: _BodyEnd | None = None) -> tuple:
     return tuple(
-        x if isinstance(x, str) else body.position(float(x)) if body is not None and i == body.i
+        x if isinstance(x, str) else body.position(float(x), i) if body is not None and i < 2
         else _fraction(float(x), float(master[i]), f"master.{AXES[i]}")
         for i, x in enumerate(v)
     )
@@ -86,7 +152,7 @@ def _length(x: float | str, direction: Sequence[float | str], master: np.ndarray
     if isinstance(x, str) or any(isinstance(d, str) for d in direction):
         return x
     i = int(np.argmax(np.abs(np.asarray(direction, float))))
-    if body is not None and i == body.i:
+    if body is not None and (i == body.i or body.reach is not None and i == body.j):
         return body.length(float(x))
     return _fraction(float(x), float(master[i]), f"master.{AXES[i]}")
 
@@ -134,17 +200,21 @@ def _held_pos(v: Sequence[float | str], quat: Sequence[float], master: np.ndarra
 
 
 def symbolise(program: TrajectoryProgram, master_size: Sequence[float],
-              slave_size: Sequence[float] | None = None, *, scrub: bool = False) -> TrajectoryProgram:
+              slave_size: Sequence[float] | None = None, *, scrub: bool = False,
+              tool_size: Sequence[float] | None = None) -> TrajectoryProgram:
     """Rewrite positions and lengths as fractions of the master's bbox so the program transfers to new sizes.
 
     Lengths more than `MAX_SIZE_MULTIPLE` times the master's extent along their axis stay in metres, for
     every step kind and axis. With `slave_size` (a held object, not the hand), the heights of the slave's
     positions (start, waypoints) are written over both objects' heights (`_slave_height`). With `scrub`
     (a scrub on the master's surface), a region towards one end of a long master is placed from that end
-    and sized in the master's short extent (`_BodyEnd`)."""
+    and sized in the master's short extent (`_BodyEnd`); with `tool_size` (the scrubbing tool's bbox, its
+    heights already written by the fit) its offsets there are inset by the tool's reach (`_Reach`)."""
     m = np.asarray(master_size, float)
     sl = None if slave_size is None else np.asarray(slave_size, float)
     body = _body_end(program, m) if scrub else None
+    if body is not None and tool_size is not None:
+        body.reach = _reach(program, body, np.asarray(tool_size, float))
     q0 = tuple(float(v) for v in program.start.quaternion)
     steps = []
     for st in program.steps:

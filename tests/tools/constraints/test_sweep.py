@@ -128,17 +128,43 @@ def _region_x(program: TrajectoryProgram, master: tuple[float, float, float]) ->
     return float((x.max() + x.min()) / 2), float(np.ptp(x))
 
 
+def _footprint_reach(program: TrajectoryProgram, master: tuple, brush: tuple) -> float:
+    """How far the brush's footprint reaches from the centre of the scrubbed region: the path's farthest
+    point from the centre of its extent plus half the brush's footprint diagonal."""
+    xy = matrices_at(program, {"master": master, "slave": brush}, np.linspace(0.1, 1, 300))[:, :2, 3]
+    c = (xy.max(axis=0) + xy.min(axis=0)) / 2
+    return float(np.max(np.linalg.norm(xy - c, axis=1))) + 0.5 * float(np.hypot(brush[0], brush[1]))
+
+
 def test_a_scrub_keeps_to_the_bowl_of_a_pan_with_the_same_handle_and_a_smaller_bowl(zigzag_fit):
     # the demos' pan: a 21 cm bowl and a 9 cm handle along x; the scene's: a 15 cm bowl and the same handle.
     # As fractions of the whole length the scrub would keep 0.8 of its size and drift towards the handle;
     # it belongs to the bowl, which is 0.71 the size with its centre the same fraction of its width from
-    # the pan's far end
+    # the pan's far end, and the same brush's footprint reaches as far into it, as a share of its width
     small = (0.15 + 0.09, 0.15, 0.046)
     c0, w0 = _region_x(zigzag_fit.program, PAN)
     c1, w1 = _region_x(zigzag_fit.program, small)
     end0, end1 = -PAN[0] / 2, -small[0] / 2
     assert (c1 - end1) / small[1] == pytest.approx((c0 - end0) / PAN[1], abs=0.01)
-    assert w1 / w0 == pytest.approx(small[1] / PAN[1], rel=0.03)
+    reach0 = _footprint_reach(zigzag_fit.program, PAN, BRUSH)
+    reach1 = _footprint_reach(zigzag_fit.program, small, BRUSH)
+    assert reach1 / small[1] == pytest.approx(reach0 / PAN[1], rel=0.03)
+    assert w1 / w0 < small[1] / PAN[1] - 0.05  # the path shrinks more than the bowl: the brush did not
+
+
+def test_a_bigger_brush_sweeps_a_smaller_path_so_its_bristles_keep_off_the_wall(zigzag_fit):
+    # brush_pan unseen seed 8: a 1.1x brush in a 16 cm pan; scaled with the pan alone, its corner ran 1 cm
+    # into the wall on the first stroke and tipped the pan
+    pan = (0.16 + 0.09, 0.16, 0.046)
+    big = tuple(1.12 * v for v in BRUSH)
+    reach_demo = _footprint_reach(zigzag_fit.program, PAN, BRUSH) / PAN[1]
+    for brush in (BRUSH, big, tuple(0.85 * v for v in BRUSH)):
+        assert _footprint_reach(zigzag_fit.program, pan, brush) / pan[1] == pytest.approx(reach_demo, rel=0.03)
+    # a brush nearly as wide as the bowl still scrubs (a small path), never a mirrored one
+    huge = (0.15, 0.12, 0.13)
+    m = matrices_at(zigzag_fit.program, {"master": pan, "slave": huge}, np.linspace(0.1, 1, 300))
+    assert 0.005 < np.ptp(m[:, 1, 3]) < 0.5 * np.ptp(
+        matrices_at(zigzag_fit.program, {"master": pan, "slave": BRUSH}, np.linspace(0.1, 1, 300))[:, 1, 3])
 
 
 def test_a_scrub_in_the_middle_of_a_long_master_keeps_its_fractions(scrubs):
