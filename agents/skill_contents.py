@@ -30,8 +30,15 @@ MIN_SHARE = 0.4
 # demos' median gain received clearly less than they did; above it, the measure cannot tell.
 
 
-def content_transfer(segments: Sequence[Segment]) -> ContentTransfer | None:
-    """The expected transfer of a skill learned from these (aligned) demo segments, or None."""
+def content_transfer(segments: Sequence[Segment], *, slave_free: bool = True) -> ContentTransfer | None:
+    """The expected transfer of a skill learned from these (aligned) demo segments, or None.
+
+    `slave_free`: the slave is an object held in the hand. Only such an object can carry contents to pour:
+    the hand holds none, nor does a fixture's part (a faucet's lever), and what the master then "gains" is
+    water running from its spout or a change of view (wash_pan: a turn of the faucet's handle learned as a
+    pour into the faucet, which the review then failed wherever the water ran outside the faucet's box)."""
+    if not slave_free:
+        return None
     seen, shown = [], []
     for seg in segments:
         mc = seg.master_contents

@@ -349,7 +349,7 @@ def _learn_manipulation(sid: str, task: str, subtask: str, rows: list[tuple[Grou
                              f"mean) relative to the {master.name}: a free choice of place, not a target; the "
                              f"program ends at their mean place and its fit ({both.median_m * 1000:.1f} mm) is "
                              "measured with each demo's own end")
-    transfer = content_transfer([seg for _, seg in rows])
+    transfer = content_transfer([seg for _, seg in rows], slave_free=slave.parent is None and slave.name != HAND)
     if transfer is not None:
         notes.append(f"{subtask}: the {master.name} gained contents in {transfer.demos} of the {transfer.of_demos} "
                      f"demos that show its inside (median {transfer.master_gain_m3 * 1e6:.0f} cm^3): the review "

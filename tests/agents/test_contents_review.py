@@ -35,6 +35,14 @@ def test_demos_that_fill_the_master_teach_a_transfer() -> None:
     assert t.master_gain_m3 == pytest.approx(0.008 * 0.003, rel=0.01)
 
 
+def test_a_fixture_s_part_or_the_hand_pours_nothing_whatever_the_master_seems_to_gain() -> None:
+    # wash_pan: turning the faucet's lever on runs water through the faucet's box; it rises like a cup
+    # being filled, but a lever holds nothing to pour
+    filling = [_seg((0.014, 0.022)), _seg((0.014, 0.021)), _seg((0.014, 0.023))]
+    assert content_transfer(filling) is not None
+    assert content_transfer(filling, slave_free=False) is None
+
+
 def test_no_transfer_when_the_master_does_not_fill_or_the_slave_fills_instead() -> None:
     still = [_seg((0.014, 0.0141)), _seg((0.014, 0.014)), _seg((0.014, 0.0142))]
     assert content_transfer(still) is None
