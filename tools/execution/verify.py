@@ -109,6 +109,8 @@ def judge_motion(
     `height_tolerance_m` (see `placed_height_tolerance`). For a `sweep` (a scrub, which turns back and
     forth, so its start-to-end displacement says nothing) only reaching the planned end pose counts:
     a brush stopped short, or turned in the hand by the pan it pressed on, did not finish its strokes.
+    So too for a motion there and back (a faucet's handle turned on and off again: it ends where it
+    began, so the start-to-end measures are met by a handle left half open).
     """
     P = np.asarray(planned, dtype=float)
     s, a, e = np.asarray(start, dtype=float), np.asarray(achieved, dtype=float), P[-1]
@@ -131,10 +133,14 @@ def judge_motion(
         end_err = float(np.linalg.norm(a[:2, 3] - e[:2, 3]))
     moved_ok = exp_m < 0.02 or ach_m >= ENOUGH_MOTION * exp_m
     turned_ok = exp_deg < 10.0 or ach_deg >= ENOUGH_MOTION * exp_deg
+    # the farthest the plan goes from its start: a path that goes that far and comes back is no small motion
+    away_m = float(np.max(np.linalg.norm(P[:, :3, 3] - s[:3, 3], axis=1)))
+    away_deg = float(np.rad2deg(np.max(Rot.from_matrix(P[:, :3, :3] @ s[:3, :3].T).magnitude())))
+    there_and_back = exp_m < 0.02 and exp_deg < 10.0 and (away_m >= 0.02 or away_deg >= 10.0)
     end_rot_deg = float(np.rad2deg(Rot.from_matrix(a[:3, :3] @ e[:3, :3].T).magnitude()))
     at_end = end_err <= end_tolerance_m and (abs(rise) <= height_tolerance_m if placement
                                               else end_rot_deg <= END_ROTATION_TOL_DEG)
-    enough = at_end if placement or sweep else ((moved_ok and turned_ok) or at_end)
+    enough = at_end if placement or sweep or there_and_back else ((moved_ok and turned_ok) or at_end)
     msg = (f"moved {ach_m * 100:.1f}/{exp_m * 100:.1f} cm, turned {ach_deg:.0f}/{exp_deg:.0f} deg, "
            f"end {end_err * 100:.1f} cm from the plan" + (f" ({rise * 100:+.1f} cm in height)" if placement else ""))
     return MotionJudgement(expected_motion_m=exp_m, achieved_motion_m=ach_m, expected_rotation_deg=exp_deg,

@@ -91,3 +91,15 @@ def test_a_scrub_counts_only_when_it_reaches_its_planned_end() -> None:
     stopped = judge_motion(plan, plan[0], frame((0.05, 0.06, 0.0)), sweep=True)
     assert judge_motion(plan, plan[0], frame((0.05, 0.06, 0.0))).enough
     assert done.enough and not stopped.enough
+
+
+def test_a_handle_turned_there_and_back_counts_only_when_it_came_back() -> None:
+    # wash_pan: the faucet's knob turned 70 degrees on and back off; it stuck 22 degrees open (unseen seed 2)
+    out_and_back = np.concatenate([np.linspace(0, 70, 10), np.linspace(70, 3, 10)])
+    plan = np.stack([frame((0.0, 0.0, 0.0), a) for a in out_and_back])
+    assert judge_motion(plan, plan[0], frame((0.0, 0.0, 0.0), 5.0)).enough
+    stuck = judge_motion(plan, plan[0], frame((0.0, 0.0, 0.0), 22.0))
+    assert not stuck.enough and "turned 22/3 deg" in stuck.message
+    # a small motion that never goes far is judged as before: a 3 degree nudge that turned 2.5 is done
+    nudge = np.stack([frame((0.0, 0.0, 0.0), a) for a in np.linspace(0, 3, 10)])
+    assert judge_motion(nudge, nudge[0], frame((0.0, 0.0, 0.0), 2.5)).enough
