@@ -40,10 +40,12 @@ class Composed:
 
 def compose_manipulation(skill: Skill, T_wm: np.ndarray, master_size: tuple, T_ws: np.ndarray | None,
                          T_sg: np.ndarray, slave_size: tuple, rev: Revision, ee: np.ndarray, *,
-                         slave_round: bool = False) -> Composed:
+                         slave_round: bool = False, T_ms_from: np.ndarray | None = None) -> Composed:
     """T_world_gripper(t) = T_world_master · T_master_slave(t) · T_slave_gripper for a skill, started
     from the slave's pose now (T_ws; None: the hand, from the program's own start). The yaw of a round
-    master (or slave) cannot be seen, so the one that matches the demonstrated start is taken."""
+    master (or slave) cannot be seen, so the one that matches the demonstrated start is taken.
+    `T_ms_from`: start the program from this relation instead of the slave's pose now (a part brought
+    back to where its step began)."""
     assert skill.manipulation is not None
     sizes = {"master": master_size, "slave": slave_size}
     about = "start" if T_ws is not None else "contact"  # a free hand: stretch the approach, not the press
@@ -64,6 +66,8 @@ def compose_manipulation(skill: Skill, T_wm: np.ndarray, master_size: tuple, T_w
                 Rz = yaw_slave_to_demo(relation(T_wm, T_ws), shape[0])
             T_ws, T_sg = T_ws @ Rz, invert_transform(Rz) @ T_sg
     T_ms0 = relation(T_wm, T_ws) if T_ws is not None else None
+    if T_ms_from is not None and T_ms0 is not None:
+        T_ms0 = np.asarray(T_ms_from, dtype=float)
     Ts = master_slave_trajectory(skill.manipulation, sizes, T_ms0, revision=rev, scale_about=about,
                                  relative=part and T_ms0 is not None)
     if T_ws is None:

@@ -21,7 +21,7 @@ from agents.adapter_state import (
 )
 from agents.reasoning.questions import Revision
 from core.errors import VLMimicError
-from core.geometry import invert_transform
+from core.geometry import invert_transform, rotation_angle
 from core.grounding import HAND, Phase
 from core.skills import Skill
 from tools.execution.candidates import (
@@ -41,7 +41,16 @@ from tools.execution.feasibility import (
     check_path,
     rank,
 )
+from tools.execution.verify import returns_to_start
 from tools.perception.scene import PerceivedObject
+
+PART_BACK_M = 0.01  # a part this far (or turned PART_BACK_DEG) from where its step began has been moved
+PART_BACK_DEG = 5.0
+
+
+def _offset(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
+    """(metres, degrees) between two poses."""
+    return float(np.linalg.norm(T_b[:3, 3] - T_a[:3, 3])), float(np.rad2deg(rotation_angle(T_a[:3, :3], T_b[:3, :3])))
 
 
 class AdapterPlanning(AdapterPerception):
@@ -272,6 +281,21 @@ class AdapterPlanning(AdapterPerception):
         T_sg0 = T_sg
         c = compose_manipulation(skill, T_wm0, m_size, T_ws, T_sg, tuple(slave_size),
                                  rev, ee, slave_round=slave_round)
+        part = skill.slave is not None and bool(skill.slave.parent)
+        if part and c.T_ms0 is not None:
+            if live.origin_ms is None:
+                live.origin_ms = c.T_ms0.copy()
+            else:
+                off_m, off_deg = _offset(live.origin_ms, c.T_ms0)
+                if returns_to_start(c.Ts) and (off_m > PART_BACK_M or off_deg > PART_BACK_DEG):
+                    # a motion there and back (a faucet's handle on and off again) must end where its step
+                    # began: an attempt that left the part elsewhere (a knob stuck half open) is retried from
+                    # there, the path first bringing the part back, not from where it stopped
+                    c = compose_manipulation(skill, T_wm0, m_size, T_ws, T_sg, tuple(slave_size), rev, ee,
+                                             slave_round=slave_round, T_ms_from=live.origin_ms)
+                    self._event("tool_result", tool="adapter", duration_s=0.0,
+                                result=f"the {step.slave} stands {off_m * 100:.1f} cm and {off_deg:.0f} deg from "
+                                       "where the step began: the motion there and back starts by bringing it back")
         T_wm, Ts, T_ms0, T_sg, poses = c.T_wm, c.Ts, c.T_ms0, c.T_sg, c.poses
         live.T_wm = T_wm
         # the adapted constraint's shape, from its learned start (what the compare looks at)

@@ -99,6 +99,7 @@ class _Live:
     shape_ms: np.ndarray | None = None
     shape_args: tuple[dict, Revision] | None = None  # (scene sizes, revision) the shape was made with
     T_wm: np.ndarray | None = None  # the master's frame the trajectory is written in (yaw fixed for a round one)
+    origin_ms: np.ndarray | None = None  # a held part's relation to its master when the step was first planned
 
 
 @dataclass

@@ -90,6 +90,20 @@ class MotionJudgement(BaseModel):
     message: str
 
 
+def returns_to_start(planned: Sequence[np.ndarray] | np.ndarray, start: np.ndarray | None = None) -> bool:
+    """Does the planned T_master_slave(t) go somewhere (2 cm, 10 degrees) and come back to its start
+    (within 2 cm, 10 degrees)? A faucet's handle turned on and off again; not a drawer pulled open."""
+    P = np.asarray(planned, dtype=float)
+    s = P[0] if start is None else np.asarray(start, dtype=float)
+    if len(P) == 0:
+        return False
+    away_m = float(np.max(np.linalg.norm(P[:, :3, 3] - s[:3, 3], axis=1)))
+    away_deg = float(np.rad2deg(np.max(Rot.from_matrix(P[:, :3, :3] @ s[:3, :3].T).magnitude())))
+    end_m = float(np.linalg.norm(P[-1][:3, 3] - s[:3, 3]))
+    end_deg = float(np.rad2deg(Rot.from_matrix(P[-1][:3, :3] @ s[:3, :3].T).magnitude()))
+    return end_m < 0.02 and end_deg < 10.0 and (away_m >= 0.02 or away_deg >= 10.0)
+
+
 def judge_motion(
     planned: Sequence[np.ndarray] | np.ndarray,
     start: np.ndarray,
@@ -133,10 +147,7 @@ def judge_motion(
         end_err = float(np.linalg.norm(a[:2, 3] - e[:2, 3]))
     moved_ok = exp_m < 0.02 or ach_m >= ENOUGH_MOTION * exp_m
     turned_ok = exp_deg < 10.0 or ach_deg >= ENOUGH_MOTION * exp_deg
-    # the farthest the plan goes from its start: a path that goes that far and comes back is no small motion
-    away_m = float(np.max(np.linalg.norm(P[:, :3, 3] - s[:3, 3], axis=1)))
-    away_deg = float(np.rad2deg(np.max(Rot.from_matrix(P[:, :3, :3] @ s[:3, :3].T).magnitude())))
-    there_and_back = exp_m < 0.02 and exp_deg < 10.0 and (away_m >= 0.02 or away_deg >= 10.0)
+    there_and_back = returns_to_start(P, s)
     end_rot_deg = float(np.rad2deg(Rot.from_matrix(a[:3, :3] @ e[:3, :3].T).magnitude()))
     at_end = end_err <= end_tolerance_m and (abs(rise) <= height_tolerance_m if placement
                                               else end_rot_deg <= END_ROTATION_TOL_DEG)

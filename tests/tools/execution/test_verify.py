@@ -10,6 +10,7 @@ from tools.execution.verify import (
     placed_height_tolerance,
     placement_tolerance,
     relation,
+    returns_to_start,
     verify_grasp,
 )
 
@@ -103,3 +104,13 @@ def test_a_handle_turned_there_and_back_counts_only_when_it_came_back() -> None:
     # a small motion that never goes far is judged as before: a 3 degree nudge that turned 2.5 is done
     nudge = np.stack([frame((0.0, 0.0, 0.0), a) for a in np.linspace(0, 3, 10)])
     assert judge_motion(nudge, nudge[0], frame((0.0, 0.0, 0.0), 2.5)).enough
+
+
+def test_only_a_motion_that_goes_out_and_comes_back_returns_to_its_start() -> None:
+    angles = np.concatenate([np.linspace(0, 70, 10), np.linspace(70, 2, 10)])
+    turn = np.stack([frame((0.0, 0.0, 0.0), a) for a in angles])
+    pull = np.stack([frame((0.02 * i, 0.0, 0.0)) for i in range(10)])  # a drawer pulled 18 cm
+    still = np.stack([frame((0.001 * i, 0.0, 0.0)) for i in range(10)])  # hardly moves at all
+    assert returns_to_start(turn) and not returns_to_start(pull) and not returns_to_start(still)
+    # judged from another start (where the step began), the same turn does not return to it
+    assert not returns_to_start(turn, frame((0.0, 0.0, 0.0), 40.0))
