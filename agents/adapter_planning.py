@@ -21,7 +21,7 @@ from agents.adapter_state import (
 )
 from agents.reasoning.questions import Revision
 from core.errors import VLMimicError
-from core.geometry import invert_transform, rotation_angle
+from core.geometry import Pose, invert_transform
 from core.grounding import HAND, Phase
 from core.skills import Skill
 from tools.execution.candidates import (
@@ -46,11 +46,6 @@ from tools.perception.scene import PerceivedObject
 
 PART_BACK_M = 0.01  # a part this far (or turned PART_BACK_DEG) from where its step began has been moved
 PART_BACK_DEG = 5.0
-
-
-def _offset(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
-    """(metres, degrees) between two poses."""
-    return float(np.linalg.norm(T_b[:3, 3] - T_a[:3, 3])), float(np.rad2deg(rotation_angle(T_a[:3, :3], T_b[:3, :3])))
 
 
 class AdapterPlanning(AdapterPerception):
@@ -286,7 +281,8 @@ class AdapterPlanning(AdapterPerception):
             if live.origin_ms is None:
                 live.origin_ms = c.T_ms0.copy()
             else:
-                off_m, off_deg = _offset(live.origin_ms, c.T_ms0)
+                off_m, off_rad = Pose.from_matrix(live.origin_ms).distance_to(Pose.from_matrix(c.T_ms0))
+                off_deg = float(np.rad2deg(off_rad))
                 if returns_to_start(c.Ts) and (off_m > PART_BACK_M or off_deg > PART_BACK_DEG):
                     # a motion there and back (a faucet's handle on and off again) must end where its step
                     # began: an attempt that left the part elsewhere (a knob stuck half open) is retried from

@@ -41,11 +41,11 @@ class _BodyEnd:
         self.master = master
         self.reach: _Reach | None = None
 
-    def position(self, value: float, axis: int | None = None) -> str | float:
-        """A position along the long axis (default) or, with a reach, along the short one too."""
-        axis = self.i if axis is None else axis
+    def position(self, value: float, axis: int) -> str | float:
+        """A position along an axis of the plane: from the end along the long one, a plain fraction of the
+        short one (with a reach, both inset by the tool's reach)."""
         if self.reach is not None:
-            return self.reach.position(value, axis, self)
+            return self.reach.position(value, axis)
         if axis != self.i:
             return _fraction(value, float(self.master[axis]), f"master.{AXES[axis]}")
         k = (value - self.side * 0.5 * self.master[self.i]) / self.master[self.j]
@@ -71,6 +71,7 @@ class _Reach:
 
     def __init__(self, centre: tuple[float, float], far: float, slave: np.ndarray, body: _BodyEnd) -> None:
         m, j = body.master, body.j
+        self.body = body
         self.centre = centre  # (along the long axis, along the short one), metres in the master frame
         self.far = far
         half_diag = 0.5 * float(np.hypot(slave[0], slave[1]))
@@ -80,7 +81,8 @@ class _Reach:
         self.scale = (f"max({rho:.5g}*{w}-{kd:.4g}*(slave.x+slave.y),"
                       f"{MIN_REACH_SHARE * far / float(m[j]):.5g}*{w})")
 
-    def position(self, value: float, axis: int, body: _BodyEnd) -> str:
+    def position(self, value: float, axis: int) -> str:
+        body = self.body
         m, i, j = body.master, body.i, body.j
         w = f"master.{AXES[j]}"
         if axis == i:

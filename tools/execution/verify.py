@@ -94,9 +94,9 @@ def returns_to_start(planned: Sequence[np.ndarray] | np.ndarray, start: np.ndarr
     """Does the planned T_master_slave(t) go somewhere (2 cm, 10 degrees) and come back to its start
     (within 2 cm, 10 degrees)? A faucet's handle turned on and off again; not a drawer pulled open."""
     P = np.asarray(planned, dtype=float)
-    s = P[0] if start is None else np.asarray(start, dtype=float)
     if len(P) == 0:
         return False
+    s = P[0] if start is None else np.asarray(start, dtype=float)
     away_m = float(np.max(np.linalg.norm(P[:, :3, 3] - s[:3, 3], axis=1)))
     away_deg = float(np.rad2deg(np.max(Rot.from_matrix(P[:, :3, :3] @ s[:3, :3].T).magnitude())))
     end_m = float(np.linalg.norm(P[-1][:3, 3] - s[:3, 3]))

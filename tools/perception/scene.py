@@ -155,11 +155,9 @@ def hidden_by_arm(frame: RGBDFrame, masks: dict[str, np.ndarray], name: str,
 
     m = masks.get(name)
     arm = [masks[k] for k in ARM_LABELS if k in masks]
-    if m is None or not arm or not m.any():
+    valid = frame.depth > 0
+    if m is None or not arm or not (m & valid).any():
         return False
-    robot = np.logical_or.reduce(arm)
-    outline = binary_dilation(m, iterations=2) & ~m & robot & (frame.depth > 0)
-    if not outline.any():
-        return False
-    depth_obj = float(np.median(frame.depth[m & (frame.depth > 0)])) if (m & (frame.depth > 0)).any() else np.inf
+    outline = binary_dilation(m, iterations=2) & ~m & np.logical_or.reduce(arm) & valid
+    depth_obj = float(np.median(frame.depth[m & valid]))
     return int(np.sum(frame.depth[outline] < depth_obj)) >= min_pixels
