@@ -14,7 +14,7 @@ from core.grounding import ObjectDescriptor
 from tools.perception import renders
 from tools.perception.first_views import view_frames
 from tools.perception.parsing import HAND, TABLE
-from tools.perception.pointcloud import cloud_from_mask, remove_outliers, voxel_downsample
+from tools.perception.pointcloud import cloud_from_mask, meets_image_edge, remove_outliers, voxel_downsample
 from tools.perception.segmenters import Segmenter
 from tools.perception.tracking import canonical_frame
 
@@ -59,7 +59,7 @@ def _init_first_frame(first: _Frame0, frame, masks, clouds, prompts, cam_pos, wh
         if o not in clouds or len(clouds[o]) < MIN_OBJECT_POINTS:
             continue
         pts = remove_outliers(clouds[o])
-        T, size = canonical_frame(pts)
+        T, size = canonical_frame(pts, whole_outline=not meets_image_edge(masks[o]))
         colour = frame.rgb[masks[o]].reshape(-1, 3).mean(axis=0)
         first.descriptors[o] = ObjectDescriptor(
             name=o, T_world_object=Pose.from_matrix(T), bbox_size=tuple(float(v) for v in size),

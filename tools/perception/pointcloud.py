@@ -30,6 +30,14 @@ def cloud_from_mask(frame: RGBDFrame, mask: np.ndarray, stride: int = 1) -> np.n
     return frame.points_world(valid)
 
 
+def meets_image_edge(mask: np.ndarray, border_px: int = 2) -> bool:
+    """Whether a mask reaches the image's edge (within `border_px`): part of the object may lie outside
+    the view, so its outline there is the image's, not the object's."""
+    m = np.asarray(mask, dtype=bool)
+    b = max(1, int(border_px))
+    return bool(m[:b].any() or m[-b:].any() or m[:, :b].any() or m[:, -b:].any())
+
+
 def voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
     """One point (the centroid) per occupied voxel of edge `voxel` metres."""
     pts = np.asarray(points, dtype=np.float64)

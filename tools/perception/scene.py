@@ -18,9 +18,9 @@ from core.errors import VLMimicError
 from core.geometry import Pose
 from core.grounding import HAND, ObjectDescriptor
 from core.sensing import RGBDFrame
-from tools.perception.pointcloud import cloud_from_mask, remove_outliers, voxel_downsample
+from tools.perception.pointcloud import cloud_from_mask, meets_image_edge, remove_outliers, voxel_downsample
 from tools.perception.segmenters import ChannelSegmenter, Segmenter
-from tools.perception.tracking import canonical_frame
+from tools.perception.tracking import canonical_frame, footprint_axes
 
 VOXEL_M = 0.005
 OBSTACLE_VOXEL_M = 0.015
@@ -52,13 +52,13 @@ class PerceivedObject(BaseModel):
         return np.asarray(self.descriptor.bbox_size, dtype=float)
 
     def footprint_edges(self) -> np.ndarray:
-        """(2, 3) unit world directions of the edges of the cloud's minimum-area footprint rectangle
-        (what a parallel gripper closing from above should line up with)."""
-        import cv2
-
-        (_, _), (_, _), ang = cv2.minAreaRect(self.points[:, :2].astype(np.float32))
-        a = np.deg2rad(ang)
-        return np.array([[np.cos(a), np.sin(a), 0.0], [-np.sin(a), np.cos(a), 0.0]])
+        """(2, 3) unit world directions of the footprint's sides (what a parallel gripper closing from
+        above should line up with): the minimum-area rectangle's for a box, the hull's axes for a
+        footprint that is no box (`tracking.footprint_axes`, as its frame): the rectangle around a
+        knob's wing and round hub tilts 20 deg off the wing, and fingers closing at that slant turn
+        the knob as they close."""
+        _, edges, _ = footprint_axes(self.points[:, :2])
+        return np.column_stack([edges, np.zeros(2)])
 
 
 class PerceivedScene(BaseModel):
@@ -71,6 +71,8 @@ class PerceivedScene(BaseModel):
     table_z: float | None = None
     hidden_by_arm: list[str] = Field(default_factory=list,
                                      description="seen, but with the arm in front of part of the outline")
+    cut_by_view: list[str] = Field(default_factory=list,
+                                   description="seen, but reaching the image's edge: part may lie outside the view")
     seconds: float = 0.0
 
     def require(self, names: Sequence[str]) -> None:
@@ -116,7 +118,10 @@ def perceive(
             scene.missing.append(n)
             continue
         pts = remove_outliers(pts)
-        T, size = canonical_frame(pts)
+        cut = meets_image_edge(m)
+        if cut:
+            scene.cut_by_view.append(n)
+        T, size = canonical_frame(pts, whole_outline=not cut)
         colour = frame.rgb[m].reshape(-1, 3).mean(axis=0)
         scene.objects[n] = PerceivedObject(
             descriptor=ObjectDescriptor(

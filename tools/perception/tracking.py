@@ -8,9 +8,15 @@ Canonical frame (DESIGN §4), computed from the object's first-frame cloud:
   to follow: a pan, a disc with a handle, fits two mirror-image rectangles ~25 deg either side of its
   handle, equally small, and which one wins flips from view to view (and with it the frame's centre,
   by centimetres). Its edge directions are the principal axes of its convex hull's area instead
-  (`footprint_axes`), which lie along the handle of a shape symmetric about it.
-  When the footprint is nearly square or round (aspect < `ROUND_ASPECT`) the edges carry no
-  information, so x points exactly from the object's centre towards the base;
+  (`footprint_axes`), which lie along the handle of a shape symmetric about it. That needs the whole
+  outline: a footprint cut off by the image's edge (a sink whose corner lies outside the view) has
+  the cut for a side, its hull's axes follow the cut (30 deg off a sink's walls), so such a
+  footprint keeps its rectangle, whose sides are the edges that do show (`whole_outline=False`).
+  When the footprint is round (aspect < `ROUND_ASPECT` and its hull fills less than `SQUARE_FILL` of
+  the rectangle: a disc fills pi/4 of it) the rectangle's tilt is arbitrary, so x points exactly from
+  the object's centre towards the base. A square footprint (a cube, a rack, a sink) keeps its edges:
+  the box fitted along a direction 30 deg off them is 35 % too large, and the placements and grasps
+  written in fractions of it are off by as much;
 - the origin is the centre of the bounding box of the cloud in that frame; `size` its extent.
 This depends only on the object's shape and where it stands relative to the robot, not on the
 camera, so the same object gets the same frame in every scene (tests rotate objects to check it).
@@ -41,6 +47,10 @@ UP = np.array([0.0, 0.0, 1.0])
 # an ellipsoid fruit 0.76-0.80; a pan 0.66-0.71, a faucet lever 0.72-0.77, a faucet 0.64-0.70, doors and
 # drawer fronts 0.53-0.66. Hull axes of a partly seen box wander by 10-20 deg, so boxes keep the rectangle.
 FILL_NOT_BOX = 0.78
+# A footprint with aspect < ROUND_ASPECT whose hull fills at least this share of its rectangle is a
+# square, not a disc. Measured on the sim tasks' perceived objects (10 seeds each): discs (cups, plates,
+# balls, cans, round buttons) 0.78-0.83; cubes, racks, square plates and buttons 0.87-1.00.
+SQUARE_FILL = 0.85
 
 
 def _min_area_rect(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,34 +94,38 @@ def _hull_principal_axes(hull: np.ndarray) -> np.ndarray | None:
     return np.stack([major, np.array([-major[1], major[0]])])
 
 
-def footprint_axes(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(centre (2,), edge directions (2, 2) unit rows) of a footprint: its minimum-area rectangle's, or,
-    for a footprint that is no box (hull fill < FILL_NOT_BOX), the principal axes of its convex hull
-    (centre: the rectangle's in those axes)."""
+def footprint_axes(xy: np.ndarray, whole_outline: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """(centre (2,), edge directions (2, 2) unit rows, fill) of a footprint: its minimum-area rectangle's,
+    or, for a whole footprint that is no box (hull fill < FILL_NOT_BOX), the principal axes of its convex
+    hull (centre: the rectangle's in those axes). `fill`: the share of the rectangle its hull covers."""
     centre, edges, ext = _min_area_rect(xy)
     hull = _hull(xy)
-    if len(hull) < 3 or _polygon_area(hull) >= FILL_NOT_BOX * float(ext[0] * ext[1]):
-        return centre, edges
+    rect = float(ext[0] * ext[1])
+    fill = _polygon_area(hull) / rect if len(hull) >= 3 and rect > 0 else 1.0
+    if fill >= FILL_NOT_BOX or not whole_outline:
+        return centre, edges, fill
     axes = _hull_principal_axes(hull)
     if axes is None:
-        return centre, edges
+        return centre, edges, fill
     local = xy @ axes.T
     mid = 0.5 * (local.min(axis=0) + local.max(axis=0))
-    return axes.T @ mid, axes
+    return axes.T @ mid, axes, fill
 
 
-def canonical_frame(points: np.ndarray, base_xy: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    """T_world_object (4, 4) and bbox size (3,) of an object's world cloud, by the rule above."""
+def canonical_frame(points: np.ndarray, base_xy: tuple[float, float] = (0.0, 0.0), *,
+                    whole_outline: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """T_world_object (4, 4) and bbox size (3,) of an object's world cloud, by the rule above;
+    `whole_outline=False` for a cloud whose outline the view cuts off (its mask meets the image's edge)."""
     pts = np.asarray(points, dtype=float)
     if len(pts) < 3:
         raise ValueError(f"need at least 3 points for an object frame, got {len(pts)}")
-    centre, edges = footprint_axes(pts[:, :2])
+    centre, edges, fill = footprint_axes(pts[:, :2], whole_outline)
     ext = np.ptp(pts[:, :2] @ edges.T, axis=0)
     to_base = np.asarray(base_xy, dtype=float) - centre
     nb = float(np.linalg.norm(to_base))
     to_base = to_base / nb if nb > 1e-9 else np.array([1.0, 0.0])
     aspect = float(max(ext) / max(min(ext), 1e-9))
-    if aspect < ROUND_ASPECT:
+    if aspect < ROUND_ASPECT and fill < SQUARE_FILL:
         x2 = to_base
     else:
         cands = np.concatenate([edges, -edges])

@@ -63,6 +63,20 @@ def test_canonical_frame_of_a_round_object_points_at_the_base() -> None:
     assert ext[0] == pytest.approx(0.10, abs=0.004)
 
 
+@pytest.mark.parametrize(("size", "yaw"), [((0.25, 0.25, 0.05), 0.0), ((0.25, 0.24, 0.05), 10.0),
+                                           ((0.05, 0.05, 0.05), 40.0), ((0.34, 0.31, 0.02), -20.0)])
+def test_canonical_frame_of_a_square_box_follows_its_edges(size: tuple[float, float, float], yaw: float) -> None:
+    # a rack, a cube, a sink nearly as wide as long: a frame pointed at the base instead of along the edges
+    # fits a box up to 35 % too large, and what is written in fractions of it lands centimetres off
+    pts, _ = placed(size, (0.6, -0.33), yaw)
+    T, ext = canonical_frame(pts)
+    R_box = Rotation.from_euler("z", yaw, degrees=True).as_matrix()
+    assert max(abs(float(T[:2, 0] @ R_box[:2, k])) for k in (0, 1)) == pytest.approx(1.0, abs=1e-3)
+    assert sorted(ext[:2]) == pytest.approx(sorted(size[:2]), abs=0.005)
+    to_base = -np.array([0.6, -0.33]) / np.linalg.norm([0.6, -0.33])
+    assert float(T[:2, 0] @ to_base) > np.cos(np.deg2rad(45.5))  # of the four edges, the one facing the base
+
+
 def pan_footprint(yaw_deg: float, xy: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
     """Points on a pan seen from above: a disc (radius 10 cm) and a handle (12 x 2 cm) along its local x."""
     disc = rng.uniform(0, 1, (4000, 2))
@@ -113,3 +127,16 @@ def test_tracker_keeps_pose_and_flags_untracked_when_hidden() -> None:
     assert not res.tracked and np.allclose(res.T_world_object, T0)
     still = tr.step(pts)
     assert still.tracked and not still.icp  # unchanged cloud: no ICP needed
+
+
+def test_a_box_cut_off_by_the_picture_keeps_its_edges_when_told() -> None:
+    # a 34 x 30 cm sink whose corner lies outside the view: a pentagon whose hull's axes follow the cut
+    g = np.arange(-0.17, 0.17, 0.004)
+    xy = np.stack(np.meshgrid(g, np.arange(-0.15, 0.15, 0.004)), axis=-1).reshape(-1, 2)
+    xy = xy[xy[:, 0] + xy[:, 1] < 0.1]  # the corner at +x +y is outside the picture
+    pts = np.column_stack([xy + [0.49, 0.28], np.full(len(xy), 0.016)])
+    T_hull, _ = canonical_frame(pts)
+    T, ext = canonical_frame(pts, whole_outline=False)
+    assert abs(float(T[0, 0])) == pytest.approx(1.0, abs=1e-3)
+    assert ext[:2] == pytest.approx([0.336, 0.296], abs=0.006)
+    assert abs(float(T_hull[0, 0])) < 0.99  # the hull's axes: off the walls
