@@ -31,6 +31,9 @@ from tools.perception.scene import PerceivedObject, PerceivedScene, perceive
 PART_SLIP_M = 0.02
 PART_SLIP_DEG = 10.0
 PART_PRIORS = 12  # poses along the planned motion that the registration starts from
+# a whole object registered onto what shows of it: only poses this close to the best supported tie (a
+# pan's disc fits any turn; its handle, 5 % of its points, tells them apart)
+WHOLE_TIE_SHARE = 0.01
 
 
 class AdapterPerception(AdapterBase):
@@ -58,16 +61,21 @@ class AdapterPerception(AdapterBase):
         # or a held object in front of it): its centre shifts towards the visible part, so it keeps the
         # remembered frame unless it is clearly somewhere else (its centre far off and its points
         # outside the remembered box: a strip of a pan under the brush that scrubs it is still the pan).
+        # An object reaching the image's edge is a partial view in the same way (a pan in a sink near the
+        # camera, its handle outside the picture).
         for n, obj in list(scene.objects.items()):
-            scene.objects[n] = obj = self._as_placed(obj)
+            cut = n in scene.cut_by_view
+            scene.objects[n] = obj = self._as_placed(obj, cut)
             old = self.memo.frames.get(n)
             shift = np.linalg.norm(obj.T_world_object[:3, 3] - old.T_world_object[:3, 3]) if old is not None else 0.0
-            occluded = old is not None and len(obj.points) < OCCLUDED_SHARE * len(old.points)
+            occluded = old is not None and (cut or len(obj.points) < OCCLUDED_SHARE * len(old.points))
             if old is None:
                 self.memo.frames[n] = obj
             elif shift < SAME_PLACE_M or (occluded and (shift < OCCLUDED_SHIFT_M or _within(obj.points, old))):
                 scene.objects[n] = old
             else:
+                if cut:  # moved, and only partly in the picture: the remembered cloud laid onto what shows
+                    scene.objects[n] = obj = self._registered(obj, old, [old.T_world_object]) or obj
                 self.memo.frames[n] = obj
         # an object hidden now (behind the arm, in the hand) keeps the frame it was last seen in
         for n in list(scene.missing):
@@ -86,7 +94,7 @@ class AdapterPerception(AdapterBase):
                             result=f"contents not measured at the first look: {type(e).__name__}: {e}")
         return scene
 
-    def _as_placed(self, obj: PerceivedObject) -> PerceivedObject:
+    def _as_placed(self, obj: PerceivedObject, cut: bool = False) -> PerceivedObject:
         """An object the arm put down keeps the frame it was carried in, where the view agrees with it.
 
         The canonical frame of a footprint with no clear long side (a pan: a disc and a handle) is fitted
@@ -95,19 +103,22 @@ class AdapterPerception(AdapterBase):
         the object centimetres off (a pan set down half on the rack beside it). Where the arm let go
         of it, the object's frame is known from the grasp: the hand's pose times the grasp's offset.
         Its height is the one seen now (it drops onto its support); a view whose centre lies more than
-        PLACED_AGREE_M away means the object moved since (it slid, something pushed it)."""
+        PLACED_AGREE_M away means the object moved since (it slid, something pushed it), unless the view
+        is `cut` off by the image's edge: then only what shows is compared with the box it was put down
+        in (the centre of what shows of a pan whose handle lies outside the picture is 9 cm off)."""
         rec = self.memo.placed.get(obj.name)
         if rec is None:
             return obj
         T_drop, size = rec
         T_seen = obj.T_world_object
         off = float(np.linalg.norm(T_seen[:2, 3] - T_drop[:2, 3]))
-        if off > PLACED_AGREE_M or abs(float(T_drop[2, 2])) < 0.9:
+        earlier = self.memo.frames.get(obj.name)
+        if (off > PLACED_AGREE_M and not cut) or abs(float(T_drop[2, 2])) < 0.9:
             self.memo.placed.pop(obj.name, None)
             self._event("tool_result", tool="adapter", duration_s=0.0,
                         result=f"the {obj.name} is seen {off * 100:.1f} cm from where the hand let go of it: "
                                "it moved since; its frame is fitted to the view")
-            return obj
+            return (self._registered(obj, earlier, [T_drop]) if cut else None) or obj
         T = T_drop.copy()
         T[2, 3] = T_seen[2, 3] - 0.5 * float(obj.size[2]) + 0.5 * float(size[2])  # standing where it is seen
         d = obj.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(T), "bbox_size": size})
@@ -118,8 +129,30 @@ class AdapterPerception(AdapterBase):
             self._event("tool_result", tool="adapter", duration_s=0.0,
                         result=f"the {obj.name} no longer fits the box it was put down in: it moved since; "
                                "its frame is fitted to the view")
-            return obj
+            return (self._registered(obj, earlier, [T_drop]) if cut else None) or obj
+        if cut and earlier is not None:  # what shows is part of it: keep the whole earlier cloud, moved here
+            M = T @ invert_transform(earlier.T_world_object)
+            carried = carried.model_copy(update={"points": transform_points(M, earlier.points)})
         return carried
+
+    def _registered(self, seen: PerceivedObject, earlier: PerceivedObject | None,
+                    priors: list[np.ndarray]) -> PerceivedObject | None:
+        """An object that moved and reaches the image's edge, where the box fitted to what shows is not
+        its own (a pan in a sink, its handle outside the picture, fits a box 9 cm off): its earlier
+        cloud registered onto what shows (from `priors` and the fitted frame, turned about the
+        vertical), in its earlier frame and size; None when that is not confidently supported."""
+        if earlier is None:
+            return None
+        reg = register_after(earlier.points, earlier.T_world_object, seen.points, [*priors, seen.T_world_object],
+                             tie_share=WHOLE_TIE_SHARE)
+        if reg is None or not reg.confident:
+            return None
+        M = reg.T_world_object @ invert_transform(earlier.T_world_object)
+        d = earlier.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(reg.T_world_object)})
+        self._event("tool_result", tool="adapter", duration_s=0.0,
+                    result=f"the {seen.name} reaches the image's edge: its earlier cloud is registered onto what "
+                           f"shows ({reg.inlier_share:.0%} of the points seen lie on it)")
+        return earlier.model_copy(update={"descriptor": d, "points": transform_points(M, earlier.points)})
 
     def _clear_view(self, unseen: list[str]) -> bool:
         """Fold the arm out of the camera's view (elbow back and up over the base) until `unseen`
@@ -223,7 +256,10 @@ class AdapterPerception(AdapterBase):
         if obj is None:
             return live.start_ms
         if placed:  # seen with the arm out of the way: the frame later (occluded) views are held to
-            self.memo.frames[obj.name] = self._as_placed(obj)
+            cut = obj.name in scene.cut_by_view
+            self.memo.frames[obj.name] = as_placed = self._as_placed(obj, cut)
+            if cut:  # the box fitted to what shows inside the picture is not the object's: measure the
+                obj = as_placed  # one it was put down in, where what shows agrees with it (_as_placed)
         if live.skill.slave is not None and live.skill.slave.parent and direction is not None \
                 and live.before_support is not None:
             # a part: its front moves with it even as more of it comes into view

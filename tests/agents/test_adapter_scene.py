@@ -164,3 +164,44 @@ def test_among_grasps_on_material_the_one_closing_on_the_demonstrated_width_come
     assert 0.028 < material_between_fingers(slanted, bar)[1] < 0.035  # still within what counts as fitting
     got = a._on_material([slanted, straight], obj, lambda c: [], learned)
     assert got[0] is straight
+
+
+def test_a_put_down_object_partly_outside_the_picture_is_judged_by_what_shows() -> None:
+    from core.geometry import invert_transform, transform_points
+
+    # wash_pan unseen seed 6: a 22 cm pan set in a sink so near the camera that its handle lies outside
+    # the picture. The box fitted to the disc that shows is 9 cm off the one it was put down in.
+    size = (0.34, 0.22, 0.045)
+    T_table = frame((0.5, -0.05, 0.02), 157.0)
+    # seen whole on the table before it was taken: its floor and handle, and the wall round the floor
+    # (the relief that registration holds on to: a flat cloud slides in its plane)
+    a_ = np.arange(0.0, 2 * np.pi, 0.02)
+    wall = np.array([(-0.06 + 0.11 * np.cos(t), 0.11 * np.sin(t), z) for t in a_ for z in (0.0, 0.01, 0.02)])
+    whole = np.vstack([_pan_cloud(T_table, 0.11, (0.12, 0.028), 1.0), transform_points(T_table, wall)])
+    T_drop = frame((0.384, 0.281, 0.02), 157.0)
+
+    def view(T_now: np.ndarray, keep_x: float) -> Any:
+        """What shows of the pan at T_now: its points up to keep_x along its own x (the rest is outside)."""
+        local = transform_points(invert_transform(T_table), whole)
+        pts = transform_points(T_now, local[local[:, 0] <= keep_x])
+        return _obj("pan", T_now @ frame((-0.09, 0.0, 0.0), 43.0), (0.22, 0.22, 0.045), pts)  # the box fitted to it
+
+    a = StepAdapter(_NoCtx())
+    disc = view(T_drop, -0.17 + 0.22)
+    a.memo.placed["pan"] = (T_drop, size)
+    assert a._as_placed(disc) is disc  # taken for whole: its centre 9 cm off says it moved
+    a.memo.placed["pan"] = (T_drop, size)
+    a.memo.frames["pan"] = _obj("pan", T_table, size, whole)
+    got = a._as_placed(disc, cut=True)
+    assert np.allclose(got.T_world_object[:2, :], T_drop[:2, :])
+    # and it keeps the whole earlier cloud, moved along: a grasp lines up with the handle it cannot see
+    assert len(got.points) == len(whole)
+    handle = T_drop[:3, 0]
+    assert max(abs(float(e @ handle)) for e in got.footprint_edges()) > np.cos(np.deg2rad(2.0))
+    # it slid 5 cm and turned 20 deg as it dropped, and half its handle shows: it sticks out of the box it
+    # was put down in, and its earlier cloud is registered onto what shows
+    T_turned = T_drop @ frame((-0.06, 0.05, 0.0), 20.0) @ frame((0.06, 0.0, 0.0), 0.0)
+    a.memo.placed["pan"] = (T_drop, size)
+    got = a._as_placed(view(T_turned, 0.11), cut=True)
+    assert np.linalg.norm(got.T_world_object[:3, 3] - T_turned[:3, 3]) < 0.01
+    assert abs(float(np.degrees(np.arccos(np.clip(got.T_world_object[:3, 0] @ T_turned[:3, 0], -1, 1))))) < 3.0

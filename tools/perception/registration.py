@@ -50,10 +50,13 @@ def register_after(
     priors: Sequence[np.ndarray],
     voxel: float = 0.004,
     seed: int = 0,
+    tie_share: float = TIE_SHARE,
 ) -> RegisteredPose | None:
     """The pose that lays the earlier cloud (`before_points`, world, seen with the object at
     `T_world_before`) best onto `after_points` (world), by ICP from each prior world pose; None when too
-    little is seen now to register."""
+    little is seen now to register. Registrations within `tie_share` of the best support count as
+    equally good, and the one nearest the priors wins: a whole object whose telling part is small (a
+    pan's handle, 5 % of its points) needs a tighter tie than a part seen in part."""
     if len(after_points) < 25 or len(before_points) < 25 or not priors:
         return None
     before_points = np.asarray(before_points, float)
@@ -83,7 +86,7 @@ def register_after(
     top = max(c.inlier_share for c in cands)
     # a part seen in part fits several poses about as well (a lever's half turned the other way): of the
     # well-supported ones, the one nearest what the priors expected
-    near = [c for c in cands if c.inlier_share >= top - TIE_SHARE]
+    near = [c for c in cands if c.inlier_share >= top - tie_share]
 
     def surprise(c: RegisteredPose) -> float:
         return min(rotation_angle(c.T_world_object[:3, :3], p[:3, :3])
