@@ -19,9 +19,10 @@ from agents.adapter_state import (
     SETTLE_S,
     _Held,
     _Live,
+    _Placed,
 )
 from agents.reasoning.questions import ExecutionFacts, Revision
-from core.geometry import Pose, invert_transform
+from core.geometry import Pose, invert_transform, transform_points
 from core.grounding import HAND, Phase
 from tools.constraints.sweep import is_oscillating_program
 from tools.execution.candidates import retreat_pose
@@ -67,7 +68,8 @@ class AdapterExecution(AdapterPlanning):
         self.memo.placed.pop(obj.name, None)
         self.memo.held = _Held(name=obj.name, T_object_gripper=invert_transform(obj.T_world_object) @ ee,
                                T_world_object=obj.T_world_object, grasp_skill=live.skill.id, width=verdict.width,
-                               size=tuple(float(v) for v in obj.size))  # type: ignore[arg-type]
+                               size=tuple(float(v) for v in obj.size),  # type: ignore[arg-type]
+                               points_object=transform_points(invert_transform(obj.T_world_object), obj.points))
         return ExecutionFacts(phase=Phase.grasping, motion_status="done", grasp_closed_on_object=True,
                               gripper_width_after=verdict.width, object_held_at_end=True, message=verdict.message)
 
@@ -152,7 +154,8 @@ class AdapterExecution(AdapterPlanning):
                 held = self.memo.held
                 part = live.skill.slave is not None and bool(live.skill.slave.parent)
                 if held is not None and held.name == step.slave and held.size is not None and not part:
-                    self.memo.placed[held.name] = (ee_end @ invert_transform(held.T_object_gripper), held.size)
+                    self.memo.placed[held.name] = _Placed(ee_end @ invert_transform(held.T_object_gripper),
+                                                          held.size, held.points_object)
             self._idle(SETTLE_S)
         if not keep:
             rr = self._move([retreat_pose(Pose.from_matrix(ee_end))], APPROACH_SPEED)

@@ -109,16 +109,20 @@ class AdapterPerception(AdapterBase):
         rec = self.memo.placed.get(obj.name)
         if rec is None:
             return obj
-        T_drop, size = rec
+        T_drop, size = rec.T_world_object, rec.size or tuple(float(v) for v in obj.size)
         T_seen = obj.T_world_object
         off = float(np.linalg.norm(T_seen[:2, 3] - T_drop[:2, 3]))
-        earlier = self.memo.frames.get(obj.name)
+        # the whole of it as it was grasped, where the hand let go of it: what a cut view is part of
+        whole = None
+        if cut and rec.points_object is not None:
+            d = obj.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(T_drop), "bbox_size": size})
+            whole = obj.model_copy(update={"descriptor": d, "points": transform_points(T_drop, rec.points_object)})
         if (off > PLACED_AGREE_M and not cut) or abs(float(T_drop[2, 2])) < 0.9:
             self.memo.placed.pop(obj.name, None)
             self._event("tool_result", tool="adapter", duration_s=0.0,
                         result=f"the {obj.name} is seen {off * 100:.1f} cm from where the hand let go of it: "
                                "it moved since; its frame is fitted to the view")
-            return (self._registered(obj, earlier, [T_drop]) if cut else None) or obj
+            return self._registered(obj, whole, [T_drop]) or obj
         T = T_drop.copy()
         T[2, 3] = T_seen[2, 3] - 0.5 * float(obj.size[2]) + 0.5 * float(size[2])  # standing where it is seen
         d = obj.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(T), "bbox_size": size})
@@ -129,18 +133,18 @@ class AdapterPerception(AdapterBase):
             self._event("tool_result", tool="adapter", duration_s=0.0,
                         result=f"the {obj.name} no longer fits the box it was put down in: it moved since; "
                                "its frame is fitted to the view")
-            return (self._registered(obj, earlier, [T_drop]) if cut else None) or obj
-        if cut and earlier is not None:  # what shows is part of it: keep the whole earlier cloud, moved here
-            M = T @ invert_transform(earlier.T_world_object)
-            carried = carried.model_copy(update={"points": transform_points(M, earlier.points)})
+            return self._registered(obj, whole, [T_drop]) or obj
+        if whole is not None:  # what shows is part of it: keep the whole cloud, standing where it is seen
+            carried = carried.model_copy(update={"points": transform_points(T, rec.points_object)})
         return carried
 
     def _registered(self, seen: PerceivedObject, earlier: PerceivedObject | None,
                     priors: list[np.ndarray]) -> PerceivedObject | None:
         """An object that moved and reaches the image's edge, where the box fitted to what shows is not
-        its own (a pan in a sink, its handle outside the picture, fits a box 9 cm off): its earlier
-        cloud registered onto what shows (from `priors` and the fitted frame, turned about the
-        vertical), in its earlier frame and size; None when that is not confidently supported."""
+        its own (a pan in a sink, its handle outside the picture, fits a box 9 cm off): its `earlier`
+        whole cloud registered onto what shows (from `priors` and the fitted frame, turned about the
+        vertical), in its earlier frame and size; None when there is no earlier whole cloud or the
+        registration is not confidently supported."""
         if earlier is None:
             return None
         reg = register_after(earlier.points, earlier.T_world_object, seen.points, [*priors, seen.T_world_object],

@@ -80,6 +80,16 @@ class _Held:
     grasp_skill: str = ""
     width: float = 0.0
     size: tuple[float, float, float] | None = None  # its bbox as seen before the hand hid part of it
+    points_object: np.ndarray | None = None  # its cloud then, in its own frame (what later views are part of)
+
+
+@dataclass
+class _Placed:
+    """An object the arm put down, carried rigidly from its grasp to where the hand let go of it."""
+
+    T_world_object: np.ndarray  # where the hand let go of it: the hand's pose times the grasp's offset
+    size: tuple[float, float, float] | None  # its bbox size when grasped
+    points_object: np.ndarray | None = None  # its cloud when grasped, in its own frame
 
 
 @dataclass
@@ -106,9 +116,7 @@ class _Live:
 class _RunMemory:
     held: _Held | None = None
     frames: dict[str, PerceivedObject] = field(default_factory=dict)  # first unoccluded sighting per object
-    # objects the arm put down: (frame where the hand let go of it, carried rigidly from its grasp, and
-    # the bbox size it had when grasped)
-    placed: dict[str, tuple[np.ndarray, tuple[float, float, float]]] = field(default_factory=dict)
+    placed: dict[str, _Placed] = field(default_factory=dict)  # objects the arm put down
     timings: list[dict[str, float]] = field(default_factory=list)  # per step: perception/adaptation/planning/motion
     # per object, its latest contents reading whose inside was seen, and the frame it was measured in: the
     # run's first (clear) look, then each review's. A step's "before" falls back on it when the arm holding

@@ -30,13 +30,14 @@ def _obj(name: str, T: np.ndarray, size: tuple[float, float, float], points: np.
 
 def test_an_object_the_arm_put_down_keeps_the_frame_it_was_carried_in() -> None:
     from agents.adapter import PLACED_AGREE_M
+    from agents.adapter_state import _Placed
 
     a = StepAdapter(_NoCtx())
     # where the hand let go of it (frame carried from the grasp) vs a view that fits its box 3 cm and 25 deg off
     T_drop = frame((0.5, -0.05, 0.023), 180.0)
     local = np.random.default_rng(0).uniform(-0.5, 0.5, (200, 3)) * np.array([0.3, 0.19, 0.04])
     pts = local @ T_drop[:3, :3].T + T_drop[:3, 3]
-    a.memo.placed["pan"] = (T_drop, (0.33, 0.21, 0.046))
+    a.memo.placed["pan"] = _Placed(T_drop, (0.33, 0.21, 0.046))
     seen = _obj("pan", frame((0.53, -0.04, 0.025), 155.0), (0.29, 0.23, 0.05), pts)
     got = a._as_placed(seen)
     assert np.allclose(got.T_world_object[:2, :], T_drop[:2, :])  # x, y and yaw from the carried frame
@@ -48,7 +49,7 @@ def test_an_object_the_arm_put_down_keeps_the_frame_it_was_carried_in() -> None:
     assert "pan" not in a.memo.placed
     assert a._as_placed(seen) is seen  # nothing remembered any more
     # near where it was let go, but turned: its points stick out of the carried box
-    a.memo.placed["pan"] = (T_drop, (0.33, 0.21, 0.046))
+    a.memo.placed["pan"] = _Placed(T_drop, (0.33, 0.21, 0.046))
     turned = (pts - T_drop[:3, 3]) @ frame((0, 0, 0), 25.0)[:3, :3].T + T_drop[:3, 3]
     view = _obj("pan", frame((0.5, -0.05, 0.025), 205.0), (0.33, 0.21, 0.05), turned)
     assert a._as_placed(view) is view and "pan" not in a.memo.placed
@@ -167,6 +168,7 @@ def test_among_grasps_on_material_the_one_closing_on_the_demonstrated_width_come
 
 
 def test_a_put_down_object_partly_outside_the_picture_is_judged_by_what_shows() -> None:
+    from agents.adapter_state import _Placed
     from core.geometry import invert_transform, transform_points
 
     # wash_pan unseen seed 6: a 22 cm pan set in a sink so near the camera that its handle lies outside
@@ -188,10 +190,13 @@ def test_a_put_down_object_partly_outside_the_picture_is_judged_by_what_shows() 
 
     a = StepAdapter(_NoCtx())
     disc = view(T_drop, -0.17 + 0.22)
-    a.memo.placed["pan"] = (T_drop, size)
+    # as it was grasped on the table: its frame and its whole cloud in that frame
+    grasped = transform_points(invert_transform(T_table), whole)
+    a.memo.placed["pan"] = _Placed(T_drop, size, grasped)
     assert a._as_placed(disc) is disc  # taken for whole: its centre 9 cm off says it moved
-    a.memo.placed["pan"] = (T_drop, size)
-    a.memo.frames["pan"] = _obj("pan", T_table, size, whole)
+    a.memo.placed["pan"] = _Placed(T_drop, size, grasped)
+    # (what the adapter last remembered of it is a view with the handle behind the arm: not used)
+    a.memo.frames["pan"] = _obj("pan", T_table, size, whole[:100])
     got = a._as_placed(disc, cut=True)
     assert np.allclose(got.T_world_object[:2, :], T_drop[:2, :])
     # and it keeps the whole earlier cloud, moved along: a grasp lines up with the handle it cannot see
@@ -201,7 +206,7 @@ def test_a_put_down_object_partly_outside_the_picture_is_judged_by_what_shows() 
     # it slid 5 cm and turned 20 deg as it dropped, and half its handle shows: it sticks out of the box it
     # was put down in, and its earlier cloud is registered onto what shows
     T_turned = T_drop @ frame((-0.06, 0.05, 0.0), 20.0) @ frame((0.06, 0.0, 0.0), 0.0)
-    a.memo.placed["pan"] = (T_drop, size)
+    a.memo.placed["pan"] = _Placed(T_drop, size, grasped)
     got = a._as_placed(view(T_turned, 0.11), cut=True)
     assert np.linalg.norm(got.T_world_object[:3, 3] - T_turned[:3, 3]) < 0.01
     assert abs(float(np.degrees(np.arccos(np.clip(got.T_world_object[:3, 0] @ T_turned[:3, 0], -1, 1))))) < 3.0
