@@ -34,6 +34,7 @@ from tools.execution.candidates import (
     match_demo_frame,
     material_between_fingers,
     mirror_grasp_constraint,
+    raise_onto_section,
     twist_grasp,
 )
 from tools.execution.feasibility import (
@@ -66,10 +67,12 @@ class AdapterPlanning(AdapterPerception):
             cs = grasp_candidates(constraint, T_wo, size, n=N_CANDIDATES, seed=seed, revision=rev,
                                   exclude=[tuple(e) for e in excluded], prefer_y_world=ee[:3, 1],
                                   edges_world=obj.footprint_edges(), floor_z=self._grasp_floor(live, obj))
+            # a part: the fingers on a section as wide as the demonstrated one (a knob's wing, not its hub);
             # a free object: centre the fingers on what they close around
             # (across the part they take: a handle, not at a slant)
             if not free:
-                return cs
+                width = float(getattr(constraint, "width", 0.0) or 0.0)
+                return [raise_onto_section(c, obj.points, width, min_points=MIN_MATERIAL_POINTS) for c in cs]
             return [centre_between_fingers(close_across_section(c, obj.points), obj.points) for c in cs]
 
         cands = sample(skill.grasp)

@@ -242,7 +242,12 @@ def centre_between_fingers(plan: GraspPlan, points: np.ndarray, *, finger_half_w
     shift = 0.5 * (lo + hi)
     if abs(shift) > max_shift or abs(shift) < 1e-4:
         return plan
-    d = y * shift
+    return _moved(plan, np.array([0.0, shift, 0.0]))
+
+
+def _moved(plan: GraspPlan, d_gripper: np.ndarray) -> GraspPlan:
+    """The plan with every pose moved by `d_gripper` (metres, in the gripper's frame at the grasp)."""
+    d = plan.grasp.matrix()[:3, :3] @ d_gripper
 
     def moved(p: Pose) -> Pose:
         M = p.matrix()
@@ -250,9 +255,32 @@ def centre_between_fingers(plan: GraspPlan, points: np.ndarray, *, finger_half_w
         return Pose.from_matrix(M)
 
     T_og = plan.T_object_gripper.matrix()
-    T_og[:3, 3] += T_og[:3, :3] @ np.array([0.0, shift, 0.0])
+    T_og[:3, 3] += T_og[:3, :3] @ d_gripper
     return plan.model_copy(update={"grasp": moved(plan.grasp), "pregrasp": moved(plan.pregrasp),
                                    "retreat": moved(plan.retreat), "T_object_gripper": Pose.from_matrix(T_og)})
+
+
+def raise_onto_section(plan: GraspPlan, points: np.ndarray, width: float, *, step: float = 0.0025,
+                       max_raise: float = 0.015, tolerance: float = 0.006, min_points: int = 20) -> GraspPlan:
+    """Back a grasp off along its approach (in `step`s, at most `max_raise`) until the fingers close on a
+    section no wider than the demonstrated opening `width` (+ `tolerance`), while they still have
+    `min_points` of material between them. A grasp placed by a fraction of the bbox's height sits where
+    the demonstrated part was taken (a lever's bar), and on another part (a knob's wing standing on a
+    wider hub) the fingertips reach the hub: they close on 4 cm and turn the knob as they do.
+    Unchanged when the section is already as demonstrated or no height within reach is."""
+    if width <= 0:
+        return plan
+    _, extent = material_between_fingers(plan, points)
+    if extent is None or extent <= width + tolerance:
+        return plan
+    for k in range(1, int(round(max_raise / step)) + 1):
+        higher = _moved(plan, np.array([0.0, 0.0, -k * step]))
+        n, extent = material_between_fingers(higher, points)
+        if n < min_points:
+            return plan
+        if extent is not None and extent <= width + tolerance:
+            return higher
+    return plan
 
 
 def mirror_grasp_constraint(constraint: GraspConstraint, sx: float, sy: float) -> GraspConstraint:
