@@ -118,25 +118,29 @@ class AdapterPerception(AdapterBase):
             d = obj.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(T_drop), "bbox_size": size})
             whole = obj.model_copy(update={"descriptor": d, "points": transform_points(T_drop, rec.points_object)})
         if (off > PLACED_AGREE_M and not cut) or abs(float(T_drop[2, 2])) < 0.9:
-            self.memo.placed.pop(obj.name, None)
-            self._event("tool_result", tool="adapter", duration_s=0.0,
-                        result=f"the {obj.name} is seen {off * 100:.1f} cm from where the hand let go of it: "
-                               "it moved since; its frame is fitted to the view")
-            return self._registered(obj, whole, [T_drop]) or obj
+            return self._moved_since(obj, whole, T_drop, f"is seen {off * 100:.1f} cm from where the hand let go of it")
         T = T_drop.copy()
         T[2, 3] = T_seen[2, 3] - 0.5 * float(obj.size[2]) + 0.5 * float(size[2])  # standing where it is seen
         d = obj.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(T), "bbox_size": size})
         carried = obj.model_copy(update={"descriptor": d})
         if not _within(obj.points, carried, margin=0.015, share=0.97):
             # what is seen sticks out of the box it was put down in: it was pushed or turned since
-            self.memo.placed.pop(obj.name, None)
-            self._event("tool_result", tool="adapter", duration_s=0.0,
-                        result=f"the {obj.name} no longer fits the box it was put down in: it moved since; "
-                               "its frame is fitted to the view")
-            return self._registered(obj, whole, [T_drop]) or obj
+            return self._moved_since(obj, whole, T_drop, "no longer fits the box it was put down in")
         if whole is not None:  # what shows is part of it: keep the whole cloud, standing where it is seen
             carried = carried.model_copy(update={"points": transform_points(T, rec.points_object)})
         return carried
+
+    def _moved_since(self, obj: PerceivedObject, whole: PerceivedObject | None, T_drop: np.ndarray,
+                     why: str) -> PerceivedObject:
+        """A put-down object that moved since: forgotten as placed; its frame from the view, or, for a
+        view cut off by the picture, from its whole cloud registered onto what shows."""
+        self.memo.placed.pop(obj.name, None)
+        found = self._registered(obj, whole, [T_drop])
+        how = "its whole cloud is registered onto what shows" if found is not None \
+            else "its frame is fitted to the view"
+        self._event("tool_result", tool="adapter", duration_s=0.0,
+                    result=f"the {obj.name} {why}: it moved since; {how}")
+        return found or obj
 
     def _registered(self, seen: PerceivedObject, earlier: PerceivedObject | None,
                     priors: list[np.ndarray]) -> PerceivedObject | None:
@@ -154,8 +158,8 @@ class AdapterPerception(AdapterBase):
         M = reg.T_world_object @ invert_transform(earlier.T_world_object)
         d = earlier.descriptor.model_copy(update={"T_world_object": Pose.from_matrix(reg.T_world_object)})
         self._event("tool_result", tool="adapter", duration_s=0.0,
-                    result=f"the {seen.name} reaches the image's edge: its earlier cloud is registered onto what "
-                           f"shows ({reg.inlier_share:.0%} of the points seen lie on it)")
+                    result=f"the {seen.name} reaches the image's edge: {reg.inlier_share:.0%} of what shows lies on "
+                           "its earlier cloud, registered")
         return earlier.model_copy(update={"descriptor": d, "points": transform_points(M, earlier.points)})
 
     def _clear_view(self, unseen: list[str]) -> bool:
