@@ -146,9 +146,10 @@ class AdapterPerception(AdapterBase):
                     priors: list[np.ndarray]) -> PerceivedObject | None:
         """An object that moved and reaches the image's edge, where the box fitted to what shows is not
         its own (a pan in a sink, its handle outside the picture, fits a box 9 cm off): its `earlier`
-        whole cloud registered onto what shows (from `priors` and the fitted frame, turned about the
-        vertical), in its earlier frame and size; None when there is no earlier whole cloud or the
-        registration is not confidently supported."""
+        cloud registered onto what shows (from `priors` and the fitted frame, turned about the vertical),
+        in its earlier frame and size; None when there is no earlier cloud or the registration is not
+        confidently supported. A put-down object's earlier cloud is the whole one taken at its grasp; any
+        other object's is the one last remembered, itself perhaps a partial view."""
         if earlier is None:
             return None
         reg = register_after(earlier.points, earlier.T_world_object, seen.points, [*priors, seen.T_world_object],
