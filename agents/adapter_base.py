@@ -67,10 +67,12 @@ class AdapterBase:
 
         return make_segmenter(self.ctx.settings.perception, source=getattr(self.ctx.camera, "name", ""))
 
-    def _checker(self, live: _Live, allowed: list[str], hand_only: list[str] | None = None) -> CollisionChecker:
+    def _checker(self, live: _Live, allowed: list[str], hand_only: list[str] | None = None,
+                 fingers_only: list[str] | None = None) -> CollisionChecker:
         w = self.ctx.world
         if w is not None and getattr(w, "model", None) is not None:
-            return MujocoCollisionChecker(w.model, w.data, allowed_bodies=allowed, hand_only_bodies=hand_only or [])
+            return MujocoCollisionChecker(w.model, w.data, allowed_bodies=allowed, hand_only_bodies=hand_only or [],
+                                          fingers_only_bodies=fingers_only or [])
         return PointCloudCollisionChecker(live.scene.cloud_without(exclude=allowed))
 
     def _T_wm(self, live: _Live) -> np.ndarray:

@@ -35,6 +35,7 @@ from tools.execution.candidates import (
     material_between_fingers,
     mirror_grasp_constraint,
     raise_onto_section,
+    slides_along_part,
     twist_grasp,
 )
 from tools.execution.feasibility import (
@@ -47,6 +48,7 @@ from tools.perception.scene import PerceivedObject
 
 PART_BACK_M = 0.01  # a part this far (or turned PART_BACK_DEG) from where its step began has been moved
 PART_BACK_DEG = 5.0
+SLIDE_TRIES = 3  # blocked grasps on a part slid along it, best first
 
 
 class AdapterPlanning(AdapterPerception):
@@ -81,9 +83,13 @@ class AdapterPlanning(AdapterPerception):
             return "every grasp cell of the learned regions was tried"
         if free and len(obj.points):
             cands = self._on_material(cands, obj, sample, skill.grasp)
-        checker = self._checker(live, [obj.name])
+        # a part cannot give way: only the fingers may touch it on the way in
+        checker = self._checker(live, [obj.name], fingers_only=[] if free else [obj.name])
         q0 = robot.joint_positions()
         checks = [check_path(c.approach_path(), q0, checker, widths=[0.08, 0.08]) for c in cands]
+        if not free and not any(ck.ok for ck in checks):
+            width = float(getattr(skill.grasp, "width", 0.0) or 0.0)
+            cands, checks = self._slid_clear(cands, checks, obj, width, q0, checker)
         order = rank(checks)
         best = order[0]
         nxt = self._next_use(live)
@@ -117,6 +123,21 @@ class AdapterPlanning(AdapterPerception):
                 return ""
         live.grasp, live.check = cands[best], checks[best]
         return "" if checks[best].ok else checks[best].first_problem()
+
+    def _slid_clear(self, cands: list[GraspPlan], checks: list[PathCheck], obj: PerceivedObject, width: float,
+                    q0: Any, checker: Any, tries: int = SLIDE_TRIES) -> tuple[list[GraspPlan], list[PathCheck]]:
+        """No grasp on a part is clear: the best `tries` of them slid along the part (a bar), nearest
+        first; the first clear one is added to the candidates."""
+        for i in rank(checks)[:tries]:
+            for slid in slides_along_part(cands[i], obj.points, width, min_points=MIN_MATERIAL_POINTS):
+                ck = check_path(slid.approach_path(), q0, checker, widths=[0.08, 0.08])
+                if ck.ok:
+                    d = float(np.linalg.norm(slid.grasp.translation - cands[i].grasp.translation))
+                    self._event("tool_result", tool="adapter", duration_s=0.0,
+                                result=f"no grasp on {obj.name} was clear ({checks[i].first_problem()}); "
+                                       f"slid {d * 100:.1f} cm along the part, it is")
+                    return [*cands, slid], [*checks, ck]
+        return cands, checks
 
     def _on_material(self, cands: list[GraspPlan], obj: PerceivedObject, sample: Any, constraint: Any
                      ) -> list[GraspPlan]:

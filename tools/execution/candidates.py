@@ -283,6 +283,40 @@ def raise_onto_section(plan: GraspPlan, points: np.ndarray, width: float, *, ste
     return plan
 
 
+def slides_along_part(plan: GraspPlan, points: np.ndarray, width: float, *, step: float = 0.005,
+                      max_slide: float = 0.03, radius: float = 0.03, tolerance: float = 0.006,
+                      min_points: int = 20, elongation: float = 2.0) -> list[GraspPlan]:
+    """The grasp slid along the part it closes on (a bar, a rail), nearest first, in `step`s up to
+    `max_slide` either way: the positions where the fingers still have `min_points` of material between
+    them, no wider than the demonstrated opening `width` (+ `tolerance`). The part's direction is the
+    long principal axis of the perceived points within `radius` of the grasp, which must be
+    `elongation` times the next one's spread (a round knob has no direction to slide along: none). The
+    radius keeps the face the part stands on (a door 4.5 cm behind its bar) out of that estimate.
+    A grasp placed by fractions of a bigger part's bbox sits lower on its bar than the demonstrated
+    one did below the bar's end, and a pitched hand then meets the bar's end with its palm."""
+    pts = np.asarray(points, dtype=float)
+    if len(pts) == 0:
+        return []
+    o = plan.grasp.matrix()[:3, 3]
+    near = pts[np.linalg.norm(pts - o, axis=1) <= radius]
+    if len(near) < min_points:
+        return []
+    c = near - near.mean(axis=0)
+    w, V = np.linalg.eigh(c.T @ c / len(c))
+    if w[1] <= 1e-12 or w[2] / w[1] < elongation ** 2:
+        return []
+    u_world = V[:, 2]
+    u = plan.grasp.matrix()[:3, :3].T @ u_world  # in the gripper's frame, as _moved takes it
+    out: list[GraspPlan] = []
+    for k in range(1, int(round(max_slide / step)) + 1):
+        for sign in (1.0, -1.0):
+            slid = _moved(plan, sign * k * step * u)
+            n, extent = material_between_fingers(slid, pts)
+            if n >= min_points and extent is not None and (width <= 0 or extent <= width + tolerance):
+                out.append(slid)
+    return out
+
+
 def mirror_grasp_constraint(constraint: GraspConstraint, sx: float, sy: float) -> GraspConstraint:
     """The grasp constraint reflected through the object's x (sx = -1) and/or y (sy = -1) mid-plane.
 

@@ -74,9 +74,12 @@ class MujocoCollisionChecker:
     name = "mujoco model"
 
     def __init__(self, model: Any, data: Any, allowed_bodies: Sequence[str] = (), depth: float = 0.004,
-                 hand_only_bodies: Sequence[str] = ()) -> None:
+                 hand_only_bodies: Sequence[str] = (), fingers_only_bodies: Sequence[str] = ()) -> None:
         """`allowed_bodies` (and their children) may be touched; those also in `hand_only_bodies` only by
-        the hand and fingers (the arm's links against the cup poured into are a collision)."""
+        the hand and fingers (the arm's links against the cup poured into are a collision), those in
+        `fingers_only_bodies` only by the fingers, and anything else of the robot touching them is a
+        collision however shallow: a part on a hinge or a slide cannot give way, and the palm (a geom
+        of link 7 in this model) driven 1 mm into a handle's end already presses with 60 N."""
         import mujoco
 
         self._mj = mujoco
@@ -90,28 +93,16 @@ class MujocoCollisionChecker:
         self._fadr = np.array([model.jnt_qposadr[j] for j in fid])
         names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) or "" for b in range(model.nbody)]
         robot = np.array([n.startswith(ROBOT_BODY_PREFIX) for n in names])
-        allowed_ids = {i for i, n in enumerate(names) if n in set(allowed_bodies)}
         # a body is allowed if it or an ancestor is allowed (a handle under a drawer)
-        allowed = np.zeros(model.nbody, dtype=bool)
-        for b in range(model.nbody):
-            k = b
-            while k > 0:
-                if k in allowed_ids:
-                    allowed[b] = True
-                    break
-                k = int(model.body_parentid[k])
+        allowed = self._with_children(model, names, allowed_bodies)
         # light loose bodies (liquid particles, crumbs) are pushed aside, they never block the arm
         light = np.array([b > 0 and model.body_weldid[b] != 0 and model.body_subtreemass[b] < LIGHT_BODY_KG
                           for b in range(model.nbody)])
-        hand_only_ids = {i for i, n in enumerate(names) if n in set(hand_only_bodies)}
-        hand_only = np.zeros(model.nbody, dtype=bool)
-        for b in range(model.nbody):
-            k = b
-            while k > 0:
-                if k in hand_only_ids:
-                    hand_only[b] = True
-                    break
-                k = int(model.body_parentid[k])
+        hand_only = self._with_children(model, names, hand_only_bodies)
+        fingers_only = self._with_children(model, names, fingers_only_bodies)
+        is_finger = np.array([r and "finger" in n for r, n in zip(robot, names, strict=True)])
+        self._fingers_only_geom = fingers_only[model.geom_bodyid]
+        self._finger_geom = is_finger[model.geom_bodyid]
         is_hand = np.array([r and ("finger" in n or "hand" in n) for r, n in zip(robot, names, strict=True)])
         self._hand_only_geom = hand_only[model.geom_bodyid]
         self._hand_geom = is_hand[model.geom_bodyid]
@@ -119,6 +110,20 @@ class MujocoCollisionChecker:
         self._allowed_geom = (allowed | (light & ~robot))[model.geom_bodyid]
         self._names = names
         self.depth = depth
+
+    @staticmethod
+    def _with_children(model: Any, names: list[str], bodies: Sequence[str]) -> np.ndarray:
+        """Per body: whether it or an ancestor is named in `bodies`."""
+        ids = {i for i, n in enumerate(names) if n in set(bodies)}
+        out = np.zeros(model.nbody, dtype=bool)
+        for b in range(model.nbody):
+            k = b
+            while k > 0:
+                if k in ids:
+                    out[b] = True
+                    break
+                k = int(model.body_parentid[k])
+        return out
 
     def collides(self, q: np.ndarray, tcp: Pose, width: float) -> str:
         mj, m, d = self._mj, self.model, self.data
@@ -138,6 +143,10 @@ class MujocoCollisionChecker:
         link_on_hand_only = (r1 & ~self._hand_geom[g1] & self._hand_only_geom[g2]) | \
             (r2 & ~self._hand_geom[g2] & self._hand_only_geom[g1])
         bad = (r1 ^ r2) & (~allowed | link_on_hand_only) & (dist < -self.depth)
+        # the palm or a link against a part only the fingers may touch, at any penetration
+        not_finger_on = (r1 & ~self._finger_geom[g1] & self._fingers_only_geom[g2]) | \
+            (r2 & ~self._finger_geom[g2] & self._fingers_only_geom[g1])
+        bad |= (r1 ^ r2) & not_finger_on & (dist < 0.0)
         if not np.any(bad):
             return ""
         i = int(np.flatnonzero(bad)[0])

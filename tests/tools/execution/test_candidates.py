@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.spatial.transform import Rotation as Rot
 
@@ -20,6 +22,7 @@ from tools.execution.candidates import (
     material_between_fingers,
     mirror_grasp_constraint,
     raise_onto_section,
+    slides_along_part,
     twist_grasp,
 )
 
@@ -226,3 +229,49 @@ def test_a_grasp_on_a_part_is_raised_onto_the_section_the_demos_closed_on() -> N
     # take: unchanged
     assert raise_onto_section(g, pts, 0.045) == g
     assert raise_onto_section(g, pts[:10], 0.02) == g
+
+
+def _bar_points(centre: np.ndarray, radius: float = 0.011, half_length: float = 0.08) -> np.ndarray:
+    """A microwave's vertical bar handle seen from the front (its -x half), 2 mm apart."""
+    a = np.arange(np.pi / 2, 3 * np.pi / 2 + 1e-9, 0.15)
+    z = np.arange(-half_length, half_length + 1e-9, 0.002)
+    return np.array([(radius * np.cos(t), radius * np.sin(t), h) for t in a for h in z]) + centre
+
+
+def _pitched_grasp(tcp: np.ndarray, pitch_deg: float = 59.0) -> Any:
+    """A grasp coming down towards +x at `pitch_deg` below the horizontal, the fingers closing along y."""
+    g = grasp_candidates(TOP, frame((0.6, 0.0, 0.3)), SIZE, n=1)[0]
+    p = np.deg2rad(pitch_deg)
+    z = np.array([np.cos(p), 0.0, -np.sin(p)])
+    y = np.array([0.0, 1.0, 0.0])
+    M = np.eye(4)
+    M[:3, :3] = np.column_stack([np.cross(y, z), y, z])
+    M[:3, 3] = tcp
+    return g.model_copy(update={"grasp": Pose.from_matrix(M), "pregrasp": Pose.from_matrix(M @ frame((0, 0, -0.1))),
+                                "retreat": Pose.from_matrix(M @ frame((0, 0, -0.1)))})
+
+
+def test_a_grasp_on_a_bar_slides_along_it_and_a_grasp_on_a_knob_does_not() -> None:
+    # open_microwave unseen seed 10: on a 1.29x microwave the grasp, placed by the door's height, sits 4 cm
+    # below the bar's top instead of the demonstrated 3 cm, and the pitched palm meets the bar's end
+    centre = np.array([0.636, -0.103, 0.34])
+    pts = _bar_points(centre)
+    g = _pitched_grasp(centre + [0.0, 0.0, 0.04])
+    slid = slides_along_part(g, pts, 0.024)
+    moves = [s.grasp.matrix()[:3, 3] - g.grasp.matrix()[:3, 3] for s in slid]
+    assert len(slid) == 12  # 5 mm steps up to 3 cm, up and down: the bar is long enough for every one
+    for d, s in zip(moves, slid, strict=True):
+        assert np.allclose(d[:2], 0.0, atol=1e-3)  # along the bar, which stands upright
+        assert np.allclose(s.pregrasp.matrix()[:3, 3] - g.pregrasp.matrix()[:3, 3], d)
+        assert material_between_fingers(s, pts)[0] >= 20
+    assert [round(abs(d[2]), 4) for d in moves[:4]] == [0.005, 0.005, 0.01, 0.01]  # nearest first
+    assert {np.sign(d[2]) for d in moves[:2]} == {-1.0, 1.0}  # both ways
+    # near the bar's top end, the positions that would leave the fingers around too little of it are not given
+    far = [s.grasp.matrix()[2, 3] - g.grasp.matrix()[2, 3] for s in slides_along_part(g, pts, 0.024, max_slide=0.06)]
+    assert np.isclose(min(far), -0.06) and 0.04 < max(far) < 0.06  # the top is 4 cm up
+    # a section wider than the demonstrated opening, or a part with no long direction (a round knob): none
+    assert slides_along_part(g, pts, 0.01) == []
+    a = np.arange(0.0, 2 * np.pi, 0.1)
+    cap = np.array([(-0.006 + 0.002 * k, r * np.cos(t), r * np.sin(t)) for t in a for r in (0.006, 0.012)
+                    for k in range(7)]) + [0.64, 0.05, 0.33]  # a mushroom knob's cap, 2.4 cm across
+    assert slides_along_part(_pitched_grasp(np.array([0.64, 0.05, 0.33])), cap, 0.024) == []

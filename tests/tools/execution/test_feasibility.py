@@ -72,3 +72,39 @@ def test_a_body_only_the_hand_may_touch_still_blocks_the_arms_links(drawer_world
     hit = MujocoCollisionChecker(w.model, w.data, allowed_bodies=allowed, hand_only_bodies=["cabinet"]).collides(
         q, into, 0.08)
     assert hit.startswith("panda0_link") and hit.endswith("against cabinet")
+
+
+def test_a_part_only_the_fingers_may_touch_blocks_the_palm_however_shallow() -> None:
+    # open_microwave unseen seed 10: a grasp 4 cm below the bar handle's top, coming down at 59 deg, puts the
+    # palm (a geom of link 7 in this model) 1-2 mm into the bar's end; in the simulator that presses with 60 N
+    import mujoco
+
+    from sim.show import build_scene
+
+    _, w, _ = build_scene("open_microwave", "unseen", 10, with_robot=True, render=False)
+    try:
+        m = w.model
+        bar = next(g for g in range(m.ngeom) if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_CYLINDER
+                   and mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, m.geom_bodyid[g]) == "microwave_door")
+        centre, top = w.data.geom_xpos[bar].copy(), float(m.geom_size[bar][1])
+        z = np.array([np.cos(np.deg2rad(59.0)), 0.0, -np.sin(np.deg2rad(59.0))])
+        y = np.array([0.0, 1.0, 0.0])
+        door = ["microwave_door"]
+
+        def verdicts(below_top: float) -> tuple[str, str, str]:
+            M = np.eye(4)
+            M[:3, :3] = np.column_stack([np.cross(y, z), y, z])
+            M[:3, 3] = centre + [0.0, 0.0, top - below_top]
+            tcp = Pose.from_matrix(M)
+            q = solve_ik(panda_model(), tcp, PANDA_HOME_Q, restarts=4).q
+            checkers = [MujocoCollisionChecker(m, w.data, allowed_bodies=door),
+                        MujocoCollisionChecker(m, w.data, allowed_bodies=door, hand_only_bodies=door),
+                        MujocoCollisionChecker(m, w.data, allowed_bodies=door, fingers_only_bodies=door)]
+            a, b, c = (ck.collides(q, tcp, 0.08) for ck in checkers)
+            return a, b, c
+
+        # too shallow for the 4 mm that other contacts are allowed, but the palm is on the bar
+        assert verdicts(0.04) == ("", "", "panda0_link7 against microwave_door")
+        assert verdicts(0.03) == ("", "", "")  # where the demos took it: clear
+    finally:
+        w.close()
