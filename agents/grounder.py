@@ -55,7 +55,7 @@ from agents.grounding_segments import _interaction, _parse, _render_raw, _segmen
 from agents.grounding_tracking import HAND_CARRY_M as HAND_CARRY_M
 from agents.grounding_tracking import HELD_ICP_GAIN as HELD_ICP_GAIN
 from agents.grounding_tracking import OPENING_M as OPENING_M
-from agents.grounding_tracking import HoldState, _best_of, _round, _round_step, _unchanged
+from agents.grounding_tracking import HoldState, _best_of, _free_step, _unchanged
 from core.errors import DemoFormatError
 from core.geometry import invert_transform
 from core.grounding import (
@@ -97,7 +97,11 @@ HAND_VOXEL_M = 0.006
 # 12: canonical frames of footprints that are no box (a pan: a disc with a handle) follow their convex
 #     hull's principal axes (tracking.footprint_axes): the minimum-area rectangle tilted +-25 deg either
 #     way from view to view, and a pan's place came out centimetres off where the tilt differed.
-GROUNDER_VERSION = "12"
+# 13: the first frame after a release is registered afresh (an object let go above its target drops
+#     while the hand still counts as holding it); an object whose ICP step is rejected as a jump is
+#     tracked by translation; also session 10's square-footprint and cut-by-the-picture frame rules,
+#     which changed grounding output without a bump.
+GROUNDER_VERSION = "13"
 
 
 @runtime_checkable
@@ -182,6 +186,7 @@ def ground(
     anchors: dict[str, np.ndarray | None] = {}
     hold = HoldState()
     prev_clouds: dict[str, np.ndarray] = {}
+    was_held: set[str] = set()  # objects the hand held in the last frame
     first_frame = None
     cam_pos = source.T_world_camera[:3, 3]
     for i, frame in source.frames(workers=workers):
@@ -227,18 +232,20 @@ def ground(
                         anchors[o] = invert_transform(gripper.poses[i - 1]) @ prior_static
                     carried = gripper.poses[i] @ anchors[o]
                     step = _best_of(tr, pts, carried, prior_static)
-                elif _unchanged(pts, prev_clouds.get(o), voxel):
+                elif o not in was_held and _unchanged(pts, prev_clouds.get(o), voxel):
                     # the visible surface did not change since the last frame: the object did not move
                     # (checked frame to frame, so surfaces missing from the first-frame model -- a door's
                     # inside once it is open -- cannot pull ICP off a resting object)
                     step = TrackStep(T_world_object=prior_static.copy(), tracked=True, icp=False, rmse=0.0,
                                      n_points=len(pts))
                 else:
-                    step = tr.step(pts, prior_static)
-                    if step.icp and _round(tr):
-                        step = _round_step(tr, pts, prior_static, step)
+                    step = _free_step(tr, pts, prior_static)
                 poses[o][i] = step.T_world_object
                 valid[o][i] = step.tracked
+                # the first frame after a release is registered afresh: an object let go above its
+                # target drops as the hand starts to open, still within the carried prior's margin
+                # (a block 6 mm above another), and a surface unchanged since must not keep that pose
+                (was_held.add if holding else was_held.discard)(o)
         assert rec is not None
         rec.record(i, {o: poses[o][i] for o in trackers}, hand_pts)
         prev_clouds = clouds

@@ -69,11 +69,28 @@ def _best_of(tr: ObjectTracker, pts: np.ndarray, carried: np.ndarray, static: np
     for prior in (carried, static):
         tr.T = start.copy()
         step = tr.step(pts, prior)
+        if not step.tracked and step.icp:
+            # ICP turned it too far (an ellipsoid spins freely about its axes): its translation alone
+            step = _translation_step(tr, pts, prior) or step
         inl = tr.residual(pts, step.T_world_object)[1]
         if step.tracked and inl > best_inl + HELD_ICP_GAIN:
             best, best_inl = step, inl
     tr.T = best.T_world_object.copy()
     return best
+
+
+def _free_step(tr: ObjectTracker, pts: np.ndarray, prior: np.ndarray) -> TrackStep:
+    """Pose of an object the hand does not hold: ICP from `prior`; a round one's translation-first
+    (`_round_step`); any other whose ICP step was rejected as a jump (a mango let go above a plate,
+    its turn about its long axis unobservable, ICP spinning it by more than 20 deg) by its
+    translation-only fit (`_translation_step`) when that fits: else the drop is only seen once the
+    hand uncovers it, 13 frames late."""
+    step = tr.step(pts, prior)
+    if step.icp and _round(tr):
+        return _round_step(tr, pts, prior, step)
+    if step.icp and not step.tracked:
+        return _translation_step(tr, pts, prior) or step
+    return step
 
 
 def _round(tr: ObjectTracker) -> bool:

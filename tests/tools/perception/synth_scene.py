@@ -53,8 +53,9 @@ def gripper_pose(p: np.ndarray, yaw: float = 0.0) -> np.ndarray:
     return make_transform(R, p)
 
 
-def script(n_frames: int = 50, yaw_deg: float = 30.0):  # noqa: ANN201
-    """Per frame: gripper pose, width, cube pose."""
+def script(n_frames: int = 50, yaw_deg: float = 30.0, drop_m: float = 0.0):  # noqa: ANN201
+    """Per frame: gripper pose, width, cube pose. `drop_m`: the hand lets go of the cube this far above
+    the plate, and it falls onto the plate as the hand starts to open."""
     cube0 = np.array([0.50, 0.10, CUBE / 2])
     plate_top = PLATE[2]
     start = np.array([0.38, 0.16, 0.30])
@@ -71,9 +72,9 @@ def script(n_frames: int = 50, yaw_deg: float = 30.0):  # noqa: ANN201
         (19, cube0, 0.0, CUBE, True),
         (24, lift, 0.3 * yaw, CUBE, True),
         (30, place_above, 0.8 * yaw, CUBE, True),
-        (34, place, yaw, CUBE, True),
-        (35, place, yaw, CUBE, False),
-        (38, place, yaw, 0.08, False),
+        (34, place + [0, 0, drop_m], yaw, CUBE, True),
+        (35, place + [0, 0, drop_m], yaw, CUBE, False),
+        (38, place + [0, 0, drop_m], yaw, 0.08, False),
         (n_frames - 1, place + [0, 0, 0.25], yaw, 0.08, False),
     ]
     out = []
@@ -98,6 +99,8 @@ def script(n_frames: int = 50, yaw_deg: float = 30.0):  # noqa: ANN201
             if T_grip_cube is None:
                 T_grip_cube = invert_transform(T_g) @ T_cube
             T_cube = T_g @ T_grip_cube
+        elif T_grip_cube is not None:  # let go: it rests on the plate
+            T_cube[2, 3] = place[2]
         cube.append(T_cube.copy())
     return out, cube
 
@@ -110,12 +113,13 @@ def write_demo(
     height: int = 240,
     ground_truth: bool = True,
     task: str = "put the cube on the plate",
+    drop_m: float = 0.0,
 ) -> Path:
     intr = Intrinsics(
         width=width, height=height, fx=0.94 * width, fy=0.94 * width, cx=(width - 1) / 2, cy=(height - 1) / 2
     )
     T_wc = look_at((0.05, -0.10, 0.55), (0.50, 0.0, 0.03))
-    steps, cubes = script(n_frames, yaw_deg)
+    steps, cubes = script(n_frames, yaw_deg, drop_m)
     plate_T = make_transform(np.eye(3), (0.50, -0.12, PLATE[2] / 2))
     table_T = make_transform(np.eye(3), (0.5, 0.0, -0.01))
     names = HAND_KEYPOINT_NAMES
