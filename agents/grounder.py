@@ -55,7 +55,7 @@ from agents.grounding_segments import _interaction, _parse, _render_raw, _segmen
 from agents.grounding_tracking import HAND_CARRY_M as HAND_CARRY_M
 from agents.grounding_tracking import HELD_ICP_GAIN as HELD_ICP_GAIN
 from agents.grounding_tracking import OPENING_M as OPENING_M
-from agents.grounding_tracking import HoldState, _best_of, _free_step, _unchanged
+from agents.grounding_tracking import HoldState, _best_of, _free_step, _released_step, _unchanged
 from core.errors import DemoFormatError
 from core.geometry import invert_transform
 from core.grounding import (
@@ -232,7 +232,9 @@ def ground(
                         anchors[o] = invert_transform(gripper.poses[i - 1]) @ prior_static
                     carried = gripper.poses[i] @ anchors[o]
                     step = _best_of(tr, pts, carried, prior_static)
-                elif o not in was_held and _unchanged(pts, prev_clouds.get(o), voxel):
+                elif o in was_held:
+                    step = _released_step(tr, pts, prior_static)
+                elif _unchanged(pts, prev_clouds.get(o), voxel):
                     # the visible surface did not change since the last frame: the object did not move
                     # (checked frame to frame, so surfaces missing from the first-frame model -- a door's
                     # inside once it is open -- cannot pull ICP off a resting object)
@@ -242,9 +244,9 @@ def ground(
                     step = _free_step(tr, pts, prior_static)
                 poses[o][i] = step.T_world_object
                 valid[o][i] = step.tracked
-                # the first frame after a release is registered afresh: an object let go above its
-                # target drops as the hand starts to open, still within the carried prior's margin
-                # (a block 6 mm above another), and a surface unchanged since must not keep that pose
+                # the first frame after a release is registered afresh (_released_step): an object let
+                # go above its target drops as the hand starts to open, and a surface unchanged since
+                # must not keep the pose it was carried in
                 (was_held.add if holding else was_held.discard)(o)
         assert rec is not None
         rec.record(i, {o: poses[o][i] for o in trackers}, hand_pts)

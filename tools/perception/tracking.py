@@ -150,6 +150,8 @@ class TrackStep(BaseModel):
     icp: bool
     rmse: float
     n_points: int
+    # ICP fitted the cloud well but turned the object by more than the per-frame limit (rejected)
+    turned_too_far: bool = False
 
 
 class ObjectTracker:
@@ -221,5 +223,6 @@ class ObjectTracker:
         ok = fit.fitness > 0.3 and jump_t < 0.05 and jump_r < np.deg2rad(20.0)
         self.T = T_new if ok else T0
         return TrackStep(
-            T_world_object=self.T.copy(), tracked=ok, icp=True, rmse=float(fit.inlier_rmse), n_points=n
+            T_world_object=self.T.copy(), tracked=ok, icp=True, rmse=float(fit.inlier_rmse), n_points=n,
+            turned_too_far=bool(not ok and fit.fitness > 0.3 and jump_t < 0.05),
         )
