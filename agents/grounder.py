@@ -52,10 +52,10 @@ from agents.grounding_frames import _first_views, _Frame0, _init_first_frame, _o
 from agents.grounding_segments import FIXED_DEG as FIXED_DEG
 from agents.grounding_segments import FIXED_M as FIXED_M
 from agents.grounding_segments import _interaction, _parse, _render_raw, _segment_question, fixed_objects
+from agents.grounding_tracking import BEGIN_OPENING_M, HoldState, _best_of, _free_step, _released_step, _unchanged
 from agents.grounding_tracking import HAND_CARRY_M as HAND_CARRY_M
 from agents.grounding_tracking import HELD_ICP_GAIN as HELD_ICP_GAIN
 from agents.grounding_tracking import OPENING_M as OPENING_M
-from agents.grounding_tracking import HoldState, _best_of, _free_step, _released_step, _unchanged
 from core.errors import DemoFormatError
 from core.geometry import invert_transform
 from core.grounding import (
@@ -231,7 +231,8 @@ def ground(
                     if anchors.get(o) is None:
                         anchors[o] = invert_transform(gripper.poses[i - 1]) @ prior_static
                     carried = gripper.poses[i] @ anchors[o]
-                    step = _best_of(tr, pts, carried, prior_static)
+                    opening = float(gripper.width[i]) > hold.hold_min.get(o, np.inf) + BEGIN_OPENING_M
+                    step = _best_of(tr, pts, carried, prior_static, letting_go=opening)
                 elif o in was_held:
                     step = _released_step(tr, pts, prior_static)
                 elif _unchanged(pts, prev_clouds.get(o), voxel):

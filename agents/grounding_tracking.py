@@ -16,6 +16,7 @@ from tools.perception.tracking import ROUND_ASPECT, ObjectTracker, TrackStep
 HELD_ICP_GAIN = 0.05  # inlier-fraction gain ICP needs to override the hand-carried pose of a held object
 HAND_CARRY_M = 0.03  # the hand's motion carries an object's pose prior while closer than this
 OPENING_M = 0.004  # a closed hand this much wider than its grip is letting go of the object
+BEGIN_OPENING_M = 0.001  # ... and this much wider has begun to open (the object may already fall)
 # A pose found after a release replaces the carried one when it lies at least RELEASE_DROP_VOXELS lower
 # and fits at least as well (a released object can fall), or when it lowers the median residual by
 # RELEASE_FIT_VOXELS. Measured on the release frames of the bench demos (4 mm voxels): a cube let go 5 mm
@@ -60,7 +61,8 @@ class HoldState:
         return near, closed, holding
 
 
-def _best_of(tr: ObjectTracker, pts: np.ndarray, carried: np.ndarray, static: np.ndarray) -> TrackStep:
+def _best_of(tr: ObjectTracker, pts: np.ndarray, carried: np.ndarray, static: np.ndarray,
+             letting_go: bool = False) -> TrackStep:
     """Pose of a held object: the hand-carried prior unless ICP fits the visible cloud clearly better.
 
     Candidates: the carried prior as is, ICP from it, ICP from the static pose (in case the closing
@@ -77,9 +79,13 @@ def _best_of(tr: ObjectTracker, pts: np.ndarray, carried: np.ndarray, static: np
     for prior in (carried, static):
         tr.T = start.copy()
         step = tr.step(pts, prior)
-        if step.turned_too_far:
+        if step.turned_too_far and letting_go:
             # ICP turned it too far (an ellipsoid spins freely about its axes): its translation alone
-            step = _translation_step(tr, pts, prior) or step
+            # when the hand has begun to open and it falls out (a mango let go 14 mm above a plate);
+            # not while the hand turns it (a cup tipped to pour: that fit would slide it instead)
+            trans = _translation_step(tr, pts, prior)
+            if trans is not None and trans.T_world_object[2, 3] - prior[2, 3] <= -RELEASE_DROP_VOXELS * tr.voxel:
+                step = trans
         inl = tr.residual(pts, step.T_world_object)[1]
         if step.tracked and inl > best_inl + HELD_ICP_GAIN:
             best, best_inl = step, inl
