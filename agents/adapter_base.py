@@ -73,7 +73,9 @@ class AdapterBase:
         if w is not None and getattr(w, "model", None) is not None:
             return MujocoCollisionChecker(w.model, w.data, allowed_bodies=allowed, hand_only_bodies=hand_only or [],
                                           fingers_only_bodies=fingers_only or [])
-        return PointCloudCollisionChecker(live.scene.cloud_without(exclude=allowed))
+        part = [live.scene.objects[n].points for n in fingers_only or [] if n in live.scene.objects]
+        return PointCloudCollisionChecker(live.scene.cloud_without(exclude=allowed),
+                                          fingers_only=np.vstack(part) if part else None)
 
     def _T_wm(self, live: _Live) -> np.ndarray:
         """The master's frame the step's trajectory was planned in."""

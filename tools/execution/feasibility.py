@@ -44,9 +44,13 @@ class PointCloudCollisionChecker:
     HAND_SPHERES = ((0.0, 0.0, -0.075, 0.03), (0.0, 0.06, -0.075, 0.025), (0.0, -0.06, -0.075, 0.025),
                     (0.0, 0.0, -0.13, 0.04))
 
-    def __init__(self, cloud: np.ndarray, margin: float = 0.0) -> None:
+    def __init__(self, cloud: np.ndarray, margin: float = 0.0, fingers_only: np.ndarray | None = None) -> None:
+        """`fingers_only`: points of a part only the fingers may touch (the part being grasped): the
+        hand's body is checked against them as well, the fingers are not."""
         self.cloud = np.asarray(cloud, dtype=float).reshape(-1, 3)
         self.tree = cKDTree(self.cloud) if len(self.cloud) else None
+        part = np.zeros((0, 3)) if fingers_only is None else np.asarray(fingers_only, dtype=float).reshape(-1, 3)
+        self.part_tree = cKDTree(part) if len(part) else None
         self.margin = margin
 
     def spheres(self, tcp: Pose, width: float) -> np.ndarray:
@@ -59,12 +63,17 @@ class PointCloudCollisionChecker:
         return np.column_stack([centres, arr[:, 3]])
 
     def collides(self, q: np.ndarray, tcp: Pose, width: float) -> str:
-        if self.tree is None:
-            return ""
-        for c in self.spheres(tcp, width):
-            hits = self.tree.query_ball_point(c[:3], c[3] + self.margin)
-            if len(hits) >= 3:  # a few points, not one stray pixel
-                return f"gripper within {c[3] * 100:.1f} cm of {len(hits)} scene points"
+        spheres = self.spheres(tcp, width)
+        if self.tree is not None:
+            for c in spheres:
+                hits = self.tree.query_ball_point(c[:3], c[3] + self.margin)
+                if len(hits) >= 3:  # a few points, not one stray pixel
+                    return f"gripper within {c[3] * 100:.1f} cm of {len(hits)} scene points"
+        if self.part_tree is not None:
+            for c in spheres[-len(self.HAND_SPHERES):]:
+                hits = self.part_tree.query_ball_point(c[:3], c[3] + self.margin)
+                if len(hits) >= 3:
+                    return f"hand within {c[3] * 100:.1f} cm of {len(hits)} points of the part it grasps"
         return ""
 
 

@@ -108,3 +108,14 @@ def test_a_part_only_the_fingers_may_touch_blocks_the_palm_however_shallow() -> 
         assert verdicts(0.03) == ("", "", "")  # where the demos took it: clear
     finally:
         w.close()
+
+
+def test_point_cloud_checker_keeps_the_hand_off_a_part_only_the_fingers_may_touch() -> None:
+    tcp = Pose(position=(0.5, 0.0, 0.2), quaternion=DOWN)
+    z = np.arange(0.0, 0.16, 0.004)
+    bar = np.c_[np.full(len(z), 0.5), np.zeros(len(z)), 0.2 + z]  # a bar rising between the fingers into the palm
+    free = PointCloudCollisionChecker(np.zeros((0, 3)), fingers_only=bar[z < 0.03])
+    assert free.collides(np.zeros(7), tcp, 0.08) == ""  # between the fingers only
+    hit = PointCloudCollisionChecker(np.zeros((0, 3)), fingers_only=bar).collides(np.zeros(7), tcp, 0.08)
+    assert hit.startswith("hand within") and "part it grasps" in hit
+    assert PointCloudCollisionChecker(np.zeros((0, 3))).collides(np.zeros(7), tcp, 0.08) == ""
