@@ -97,10 +97,11 @@ HAND_VOXEL_M = 0.006
 # 12: canonical frames of footprints that are no box (a pan: a disc with a handle) follow their convex
 #     hull's principal axes (tracking.footprint_axes): the minimum-area rectangle tilted +-25 deg either
 #     way from view to view, and a pan's place came out centimetres off where the tilt differed.
-# 13: the first frame after a release is registered afresh (an object let go above its target drops
-#     while the hand still counts as holding it); an object whose ICP step is rejected as a jump is
-#     tracked by translation; also session 10's square-footprint and cut-by-the-picture frame rules,
-#     which changed grounding output without a bump.
+# 13: the first frame after a release is registered afresh and kept when the object fell or fits
+#     clearly better (an object let go above its target drops while the hand still counts as holding
+#     it); an ICP step that fitted well but turned the object too far falls back to its translation
+#     (objects not held, or held by a hand that has begun to open); also session 10's square-footprint
+#     and cut-by-the-picture frame rules, which changed grounding output without a bump.
 GROUNDER_VERSION = "13"
 
 

@@ -1,8 +1,10 @@
 """Per-frame object tracking helpers of the grounder (agents/grounder.py, pipeline step 3).
 
 `HoldState` says whether the hand holds an object (so the hand carries its pose prior); `_best_of`
-picks a held object's pose; `_round` / `_round_step` / `_translation_step` track round objects
-translation-first; `_unchanged` tells a resting object whose visible surface did not change.
+picks a held object's pose; `_free_step` one the hand does not hold (`_round` / `_round_step` /
+`_translation_step`: round objects translation-first, and any object whose ICP step turned it too far
+by its translation); `_released_step` the first frame after a release; `_unchanged` tells a resting
+object whose visible surface did not change.
 """
 
 from __future__ import annotations
