@@ -97,11 +97,12 @@ HAND_VOXEL_M = 0.006
 # 12: canonical frames of footprints that are no box (a pan: a disc with a handle) follow their convex
 #     hull's principal axes (tracking.footprint_axes): the minimum-area rectangle tilted +-25 deg either
 #     way from view to view, and a pan's place came out centimetres off where the tilt differed.
-# 13: the first frame after a release is registered afresh and kept when the object fell or fits
-#     clearly better (an object let go above its target drops while the hand still counts as holding
-#     it); an ICP step that fitted well but turned the object too far falls back to its translation
-#     (objects not held, or held by a hand that has begun to open); also session 10's square-footprint
-#     and cut-by-the-picture frame rules, which changed grounding output without a bump.
+# 13: in the first frame after a release a surface unchanged since does not keep the carried pose
+#     when a fresh one has the object fallen (an object let go above its target drops while the hand
+#     still counts as holding it); an ICP step that fitted well but turned the object too far falls
+#     back to its translation (objects not held, or held by a hand that has begun to open); also
+#     session 10's square-footprint and cut-by-the-picture frame rules, which changed grounding output
+#     without a bump.
 GROUNDER_VERSION = "13"
 
 
@@ -234,21 +235,17 @@ def ground(
                     carried = gripper.poses[i] @ anchors[o]
                     opening = float(gripper.width[i]) > hold.hold_min.get(o, np.inf) + BEGIN_OPENING_M
                     step = _best_of(tr, pts, carried, prior_static, letting_go=opening)
-                elif o in was_held:
-                    step = _released_step(tr, pts, prior_static)
                 elif _unchanged(pts, prev_clouds.get(o), voxel):
                     # the visible surface did not change since the last frame: the object did not move
                     # (checked frame to frame, so surfaces missing from the first-frame model -- a door's
-                    # inside once it is open -- cannot pull ICP off a resting object)
-                    step = TrackStep(T_world_object=prior_static.copy(), tracked=True, icp=False, rmse=0.0,
-                                     n_points=len(pts))
+                    # inside once it is open -- cannot pull ICP off a resting object); unless the hand
+                    # let go of it in that frame: it may have dropped while still counted as held
+                    step = _released_step(tr, pts, prior_static) if o in was_held else TrackStep(
+                        T_world_object=prior_static.copy(), tracked=True, icp=False, rmse=0.0, n_points=len(pts))
                 else:
                     step = _free_step(tr, pts, prior_static)
                 poses[o][i] = step.T_world_object
                 valid[o][i] = step.tracked
-                # the first frame after a release is registered afresh (_released_step): an object let
-                # go above its target drops as the hand starts to open, and a surface unchanged since
-                # must not keep the pose it was carried in
                 (was_held.add if holding else was_held.discard)(o)
         assert rec is not None
         rec.record(i, {o: poses[o][i] for o in trackers}, hand_pts)

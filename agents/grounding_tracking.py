@@ -19,14 +19,11 @@ HELD_ICP_GAIN = 0.05  # inlier-fraction gain ICP needs to override the hand-carr
 HAND_CARRY_M = 0.03  # the hand's motion carries an object's pose prior while closer than this
 OPENING_M = 0.004  # a closed hand this much wider than its grip is letting go of the object
 BEGIN_OPENING_M = 0.001  # ... and this much wider has begun to open (the object may already fall)
-# A pose found after a release replaces the carried one when it lies at least RELEASE_DROP_VOXELS lower
-# and fits at least as well (a released object can fall), or when it lowers the median residual by
-# RELEASE_FIT_VOXELS. Measured on the release frames of the bench demos (4 mm voxels): a cube let go 5 mm
-# up fell 5.5 mm, a block 6.1 mm, a brush 5.8 mm; pans set in a sink or rack fit 0.6-1.6 mm better;
-# a door, faucet handles and a mango let go where they rest moved -0.0 to +1.6 mm with the median
-# residual -0.13 to +0.14 mm lower (ICP drift on their new view), and must keep the carried pose.
+# A pose found as an object is let go replaces the carried one when it lies at least this many voxels
+# lower and fits at least as well: it fell. Measured on the release frames of the bench demos (4 mm
+# voxels): a cube let go 5 mm up fell 5.5 mm, a block 6.1 mm, a brush 5.8 mm; a door, faucet handles and
+# a mango let go where they rest moved -0.0 to +1.6 mm (ICP drift on their new view).
 RELEASE_DROP_VOXELS = 0.5
-RELEASE_FIT_VOXELS = 0.1
 
 
 class HoldState:
@@ -172,21 +169,19 @@ def _translation_step(tr: ObjectTracker, pts: np.ndarray, prior: np.ndarray, ite
 
 
 def _released_step(tr: ObjectTracker, pts: np.ndarray, prior: np.ndarray) -> TrackStep:
-    """Pose of an object in the first frame after the hand let go of it: registered afresh
-    (`_free_step`), and that pose taken only when the object fell from the pose it was carried in or
-    the fresh pose fits clearly better (`RELEASE_DROP_VOXELS`, `RELEASE_FIT_VOXELS`). A block let go
-    6 mm above another drops while the hand still counts as holding it, within the carried pose's
-    inlier margin; a door let go where it was pulled to has not moved, and a fresh ICP on its new
-    view drifts 2 mm."""
+    """Pose of an object in the first frame after the hand let go of it, its visible surface unchanged
+    since the last frame: registered afresh (`_free_step`) and that pose taken only when the object
+    fell from the pose it was carried in (`RELEASE_DROP_VOXELS`), else the carried pose kept. A block
+    let go 6 mm above another drops while the hand still counts as holding it, within the carried
+    pose's inlier margin, and nothing changes after; a door let go where it was pulled to has not
+    moved, and a fresh ICP on its new view drifts 2 mm."""
     step = _free_step(tr, pts, prior)
-    if not (step.tracked and step.icp) or len(pts) < tr.min_points:
-        return step
-    (med0, inl0), (med1, inl1) = tr.residual(pts, prior), tr.residual(pts, step.T_world_object)
-    fell = step.T_world_object[2, 3] - prior[2, 3] <= -RELEASE_DROP_VOXELS * tr.voxel and inl1 >= inl0
-    if fell or med0 - med1 >= RELEASE_FIT_VOXELS * tr.voxel:
-        return step
+    if step.tracked and step.icp and len(pts) >= tr.min_points:
+        fell = step.T_world_object[2, 3] - prior[2, 3] <= -RELEASE_DROP_VOXELS * tr.voxel
+        if fell and tr.residual(pts, step.T_world_object)[1] >= tr.residual(pts, prior)[1]:
+            return step
     tr.T = prior.copy()
-    return TrackStep(T_world_object=prior.copy(), tracked=True, icp=False, rmse=float("nan"), n_points=len(pts))
+    return TrackStep(T_world_object=prior.copy(), tracked=True, icp=False, rmse=0.0, n_points=len(pts))
 
 
 def _unchanged(pts: np.ndarray, prev: np.ndarray | None, voxel: float) -> bool:
