@@ -65,9 +65,11 @@ def _best_of(tr: ObjectTracker, pts: np.ndarray, carried: np.ndarray, static: np
     """Pose of a held object: the hand-carried prior unless ICP fits the visible cloud clearly better.
 
     Candidates: the carried prior as is, ICP from it, ICP from the static pose (in case the closing
-    missed the object). A candidate replaces the carried prior only with an inlier fraction higher
-    by `HELD_ICP_GAIN`: for symmetric or flat objects (a cup about its axis, a door seen edge-on)
-    ICP fits many poses equally well and the hand knows better.
+    missed the object); once the hand has begun to open (`letting_go`), an ICP step rejected for its
+    turn is replaced by its translation-only fit when that has the object fall. A candidate replaces
+    the carried prior only with an inlier fraction higher by `HELD_ICP_GAIN`: for symmetric or flat
+    objects (a cup about its axis, a door seen edge-on) ICP fits many poses equally well and the hand
+    knows better.
     """
     start = tr.T.copy()
     if len(pts) < tr.min_points:
